@@ -1,0 +1,1 @@
+"""Conference domain and media core. Never imports aiohttp, socketio or redis."""

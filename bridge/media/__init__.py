@@ -1,0 +1,1 @@
+"""Media core: RTP-level selective forwarding of the program."""

@@ -1,0 +1,156 @@
+"""Pure RTP wire helpers: parse a header once, build a per-layout template, patch per site.
+
+RFC 3550 fixed header, RFC 8285 header extensions (one-byte and two-byte forms), RFC 7741 VP8
+payload descriptor (keyframe detection). No I/O, no aiortc: bytes in, bytes out.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+# Extensions forwarded to sites. The MID is not: it names the source's m-line, not the site's;
+# sites demultiplex the program by the SSRC the answer announces.
+FORWARDED_URIS = (URI_AUDIO_LEVEL, URI_ABS_SEND_TIME)
+
+_ONE_BYTE_PROFILE = 0xBEDE
+_TWO_BYTE_MASK = 0xFFF0
+_TWO_BYTE_PROFILE = 0x1000
+_SEQ_TS_SSRC = struct.Struct("!HII")
+
+
+@dataclass(frozen=True, slots=True)
+class RtpHeader:
+    """The fields of one RTP packet that forwarding reads."""
+
+    payload_type: int
+    marker: bool
+    sequence: int
+    timestamp: int
+    ssrc: int
+    extensions: dict[int, bytes]  # extension id -> value
+    payload_offset: int  # first byte after the header (CSRCs and extensions included)
+
+
+def parse_header(data: bytes) -> RtpHeader | None:
+    """The header of an RTP packet, or None when it is not a well-formed RTP version 2 packet."""
+    if len(data) < 12 or data[0] >> 6 != 2:
+        return None
+    offset = 12 + 4 * (data[0] & 0x0F)
+    extensions: dict[int, bytes] = {}
+    if data[0] & 0x10:
+        if len(data) < offset + 4:
+            return None
+        profile, words = struct.unpack_from("!HH", data, offset)
+        end = offset + 4 + 4 * words
+        if len(data) < end:
+            return None
+        extensions = _parse_extensions(profile, data[offset + 4 : end])
+        offset = end
+    if offset > len(data):
+        return None
+    sequence, timestamp, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+    return RtpHeader(data[1] & 0x7F, bool(data[1] & 0x80), sequence, timestamp, ssrc,
+                     extensions, offset)
+
+
+def _parse_extensions(profile: int, block: bytes) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    two_byte = (profile & _TWO_BYTE_MASK) == _TWO_BYTE_PROFILE
+    if profile != _ONE_BYTE_PROFILE and not two_byte:
+        return out
+    i = 0
+    while i < len(block):
+        if block[i] == 0:  # padding
+            i += 1
+            continue
+        if two_byte:
+            if i + 2 > len(block):
+                break
+            ext_id, length, i = block[i], block[i + 1], i + 2
+        else:
+            ext_id, length, i = block[i] >> 4, (block[i] & 0x0F) + 1, i + 1
+            if ext_id == 15:  # reserved: stop parsing (RFC 8285 section 4.2)
+                break
+        out[ext_id] = bytes(block[i : i + length])
+        i += length
+    return out
+
+
+def build_extension_block(elements: list[tuple[int, bytes]]) -> bytes:
+    """An RFC 8285 one-byte-header block (with its 4-byte preamble), padded to 32 bits."""
+    body = bytearray()
+    for ext_id, value in elements:
+        if 1 <= ext_id <= 14 and 1 <= len(value) <= 16:
+            body.append((ext_id << 4) | (len(value) - 1))
+            body += value
+    if not body:
+        return b""
+    body += b"\x00" * (-len(body) % 4)
+    return struct.pack("!HH", _ONE_BYTE_PROFILE, len(body) // 4) + bytes(body)
+
+
+def build_template(
+    data: bytes, header: RtpHeader, source_ids: Mapping[str, int], sink_ids: Mapping[str, int]
+) -> bytearray:
+    """The packet re-laid for one extension layout: forwarded extensions only, with the sink's ids.
+
+    SSRC, sequence number, timestamp and payload type are patched per site afterwards.
+    """
+    elements = []
+    for uri in FORWARDED_URIS:
+        src_id, dst_id = source_ids.get(uri), sink_ids.get(uri)
+        if src_id is not None and dst_id is not None and src_id in header.extensions:
+            elements.append((dst_id, header.extensions[src_id]))
+    block = build_extension_block(elements)
+    first = (data[0] & 0xE0) | (0x10 if block else 0)  # keep V and P, drop CSRCs, set X
+    out = bytearray(12 + len(block) + len(data) - header.payload_offset)
+    out[0] = first
+    out[1:12] = data[1:12]
+    out[12 : 12 + len(block)] = block
+    out[12 + len(block) :] = data[header.payload_offset :]
+    return out
+
+
+def patch(packet: bytearray, payload_type: int, sequence: int, timestamp: int, ssrc: int) -> None:
+    """Write a site's payload type (marker bit kept), sequence number, timestamp and SSRC."""
+    packet[1] = (packet[1] & 0x80) | payload_type
+    _SEQ_TS_SSRC.pack_into(packet, 2, sequence, timestamp, ssrc)
+
+
+def vp8_is_keyframe_start(payload: bytes | memoryview) -> bool:
+    """True for the first packet of a VP8 keyframe (RFC 7741 descriptor, then the P bit)."""
+    if not payload:
+        return False
+    first = payload[0]
+    if not first & 0x10 or first & 0x07:  # S (start of partition) set, partition index 0
+        return False
+    i = 1
+    if first & 0x80:  # X: extended control bits
+        if len(payload) < 2:
+            return False
+        ext = payload[1]
+        i = 2
+        if ext & 0x80:  # I: picture id, 7 or 15 bits
+            if len(payload) <= i:
+                return False
+            i += 2 if payload[i] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            i += 1
+        if ext & 0x30:  # T or K: TID/Y/KEYIDX
+            i += 1
+    return len(payload) > i and not payload[i] & 0x01
+
+
+def audio_level(header: RtpHeader, ext_id: int | None) -> tuple[bool, int] | None:
+    """RFC 6464 (voice activity, level in -dBov 0..127) when the packet carries it."""
+    if ext_id is None:
+        return None
+    value = header.extensions.get(ext_id)
+    if not value:
+        return None
+    return bool(value[0] & 0x80), value[0] & 0x7F

@@ -1,0 +1,123 @@
+"""The composition root: `create_app(settings)` builds everything; cleanup_ctx tears it down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from bridge.conference import Conference
+from bridge.media.aiortc_adapter import IcePolicy
+from bridge.media.hub import MediaHub
+from bridge.media.router import ProgramRouter
+from bridge.media.sdp import parse_networks
+from bridge.roster import Roster, load_roster
+from signaling.broadcast import Broadcaster
+from signaling.namespace import ConferenceNamespace
+from signaling.settings import REPO_ROOT, Settings
+from signaling.tokens import TokenAuthority, load_secret
+
+log = logging.getLogger(__name__)
+WEB_DIR = REPO_ROOT / "web"
+VENDOR_DIR = WEB_DIR / "node_modules" / "socket.io-client" / "dist"
+MAX_MESSAGE_BYTES = 256 * 1024  # largest Socket.IO message accepted (an SDP offer is ~5-10 KB)
+
+
+@dataclass(slots=True)
+class Bridge:
+    """Everything one running conference owns (typed app state)."""
+
+    settings: Settings
+    roster: Roster
+    tokens: TokenAuthority
+    conference: Conference
+    hub: MediaHub
+    broadcaster: Broadcaster
+    sio: socketio.AsyncServer
+    namespace: ConferenceNamespace
+
+
+BRIDGE = web.AppKey("bridge", Bridge)
+
+
+class _MediaEvents:
+    """Relays media state from the hub to the namespace, which is built after the hub."""
+
+    target: ConferenceNamespace | None = None
+
+    def media_state(self, participant_id: str, state: str) -> None:
+        if self.target is not None:
+            self.target.media_state(participant_id, state)
+
+
+def allowed_origins(settings: Settings) -> list[str]:
+    port = settings.server.port
+    own = [settings.server.base_url(), f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+    return [*own, *settings.server.allowed_origins]
+
+
+def build_bridge(settings: Settings) -> Bridge:
+    roster = load_roster(settings.roster_path())
+    secret = load_secret(settings.tokens.secret_env, settings.secret_path())
+    tokens = TokenAuthority(secret, settings.conference.id, roster)
+    conference = Conference(settings.conference.id, settings.conference.title, roster)
+    policy = IcePolicy(settings.ice.servers, settings.ice.host_addresses,
+                       parse_networks(settings.ice.remote_networks))
+    relay = _MediaEvents()
+    hub = MediaHub(policy, ProgramRouter(settings.media.pli_interval_ms / 1000), relay)
+    hub.router.set_program(conference.program)
+    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins=allowed_origins(settings),
+                               max_http_buffer_size=MAX_MESSAGE_BYTES, logger=False,
+                               engineio_logger=False)
+    broadcaster = Broadcaster(lambda event, payload: sio.emit(event, payload))
+    namespace = ConferenceNamespace(tokens, conference, hub, broadcaster)
+    relay.target = namespace
+    sio.register_namespace(namespace)
+    return Bridge(settings, roster, tokens, conference, hub, broadcaster, sio, namespace)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
+    bridge = build_bridge(settings)
+    app[BRIDGE] = bridge
+    bridge.sio.attach(app)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/", index)
+    if VENDOR_DIR.is_dir():
+        app.router.add_static("/vendor/socket.io/", VENDOR_DIR)
+    app.router.add_static("/", WEB_DIR, follow_symlinks=False)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    bridge = app[BRIDGE]
+    bridge.broadcaster.start()
+    yield
+    await bridge.hub.close()
+    await bridge.broadcaster.stop()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    bridge = request.app[BRIDGE]
+    body: dict[str, Any] = {"ok": True, "store": bridge.settings.store.backend,
+                            "sites": len(bridge.roster), "version": bridge.conference.version}
+    return web.json_response(body)
+
+
+async def index(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/index.html")
+
+
+def web_path(name: str) -> Path:
+    return WEB_DIR / name

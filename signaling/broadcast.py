@@ -1,0 +1,50 @@
+"""Ordered, bounded broadcast of state patches: one queue, one task, owned by the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+QUEUE_LIMIT = 1024  # patches; when full the patch is dropped and clients catch up by version
+
+
+class Broadcaster:
+    def __init__(self, emit: Callable[[str, dict[str, Any]], Awaitable[None]]) -> None:
+        self._emit = emit
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(QUEUE_LIMIT)
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def publish(self, event: str, payload: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait((event, payload))
+        except asyncio.QueueFull:
+            # a client that sees a gap in versions asks for a snapshot (state:get)
+            self.dropped += 1
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="broadcaster")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def drained(self) -> None:
+        await self._queue.join()
+
+    async def _run(self) -> None:
+        while True:
+            event, payload = await self._queue.get()
+            try:
+                await self._emit(event, payload)
+            except Exception:
+                log.exception("broadcast failed")
+            finally:
+                self._queue.task_done()

@@ -1,0 +1,152 @@
+"""`hallbridge serve | links | simulate | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from bridge.roles import Role
+from bridge.roster import load_roster
+from signaling.app import create_app
+from signaling.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
+from signaling.tokens import TokenAuthority, load_secret
+
+
+def authority(settings: Settings) -> TokenAuthority:
+    secret = load_secret(settings.tokens.secret_env, settings.secret_path())
+    return TokenAuthority(secret, settings.conference.id, load_roster(settings.roster_path()))
+
+
+def links(settings: Settings) -> list[tuple[str, str, str]]:
+    """(label, role, url) for every role and every site; the token rides in the URL fragment."""
+    tokens, base = authority(settings), settings.server.base_url()
+    ttl = settings.tokens.ttl_hours * 3600
+    roster = load_roster(settings.roster_path())
+    out = [
+        ("Console (kỹ thuật)", "technician", f"{base}/console.html#token="
+         + tokens.issue(Role.TECHNICIAN, ttl_s=ttl)),
+        ("Moderator (điều hành)", "moderator", f"{base}/console.html#token="
+         + tokens.issue(Role.MODERATOR, ttl_s=ttl)),
+        ("Observer (theo dõi)", "observer", f"{base}/site.html#token="
+         + tokens.issue(Role.OBSERVER, ttl_s=ttl)),
+        (roster.hall.name, "hall", f"{base}/hall.html#token=" + tokens.issue(Role.HALL, ttl_s=ttl)),
+    ]
+    for site in roster.remote_sites():
+        token = tokens.issue(Role.SITE, site.id, ttl_s=ttl)
+        out.append((site.name, "site", f"{base}/site.html#token={token}"))
+    return out
+
+
+def cmd_serve(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _use_uvloop()
+    app = create_app(settings)
+    print(f"hallbridge: {settings.conference.title} on {settings.server.base_url()}", flush=True)
+    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
+                access_log=None)
+
+
+def cmd_links(settings: Settings, role: str | None) -> None:
+    for label, link_role, url in links(settings):
+        if role is None or role == link_role:
+            print(f"{label}\t{url}")
+
+
+def cmd_simulate(settings: Settings, url: str, sites: int, seconds: float, hall: bool) -> None:
+    from signaling.simulate import run_simulation
+
+    tokens = authority(settings)
+    roster = load_roster(settings.roster_path())
+    who = [(tokens.issue(Role.HALL), roster.hall.short, "hall")] if hall else []
+    who += [(tokens.issue(Role.SITE, s.id), s.short, "site") for s in roster.remote_sites()[:sites]]
+    _use_uvloop()
+    asyncio.run(run_simulation(url, who, seconds))
+
+
+def cmd_demo(settings: Settings, config: Path, sites: int) -> None:
+    """Serve, plus a simulated hall and `sites` simulated sites in a second process."""
+    env = dict(os.environ)
+    sim = subprocess.Popen(  # started first; it waits for the server below to answer
+        [sys.executable, "-m", "signaling.cli", "--config", str(config), "simulate",
+         "--sites", str(sites), "--seconds", "86400", "--wait"], env=env)
+    try:
+        for label, role, url in links(settings)[: 5 + min(sites, 3)]:
+            print(f"{role:10} {label}\n           {url}", flush=True)
+        print("(all links: hallbridge links)", flush=True)
+        cmd_serve(settings)
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            sim.wait(10)
+
+
+def _use_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def _wait_for_server(url: str, seconds: float = 30) -> None:
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(f"{url}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                if loop.time() > end:
+                    raise
+            await asyncio.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hallbridge", description=__doc__)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="settings TOML file")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the server")
+    p_links = sub.add_parser("links", help="print a join link per role and per site")
+    p_links.add_argument("--role", choices=[r.value for r in Role])
+    p_sim = sub.add_parser("simulate", help="join simulated sites (aiortc clients)")
+    p_sim.add_argument("--url", default=None, help="server URL (default: from settings)")
+    p_sim.add_argument("--sites", type=int, default=3)
+    p_sim.add_argument("--seconds", type=float, default=30)
+    p_sim.add_argument("--no-hall", action="store_true", help="do not simulate the main hall")
+    p_sim.add_argument("--wait", action="store_true", help="wait for the server to answer")
+    p_demo = sub.add_parser("demo", help="serve plus a simulated hall and sites")
+    p_demo.add_argument("--sites", type=int, default=6)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except (SettingsError, OSError) as exc:
+        print(f"hallbridge: settings: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        cmd_serve(settings)
+    elif args.command == "links":
+        cmd_links(settings, args.role)
+    elif args.command == "simulate":
+        url = args.url or settings.server.base_url()
+        if args.wait:
+            asyncio.run(_wait_for_server(url))
+        cmd_simulate(settings, url, args.sites, args.seconds, not args.no_hall)
+    elif args.command == "demo":
+        cmd_demo(settings, args.config, args.sites)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

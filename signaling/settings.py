@@ -1,0 +1,181 @@
+"""Settings: defaults in code -> TOML file -> environment -> validated. Unknown keys are errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "HALLBRIDGE__"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "hallbridge.toml"
+
+
+class SettingsError(ValueError):
+    """A setting is unknown, of the wrong type, or out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    allowed_origins: list[str] = field(default_factory=list)
+
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceSettings:
+    id: str = "bo-tttt-2026-tap-huan"
+    title: str = "Hội nghị tập huấn công tác thông tin 2026"
+    roster: str = "sites.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class IceSettings:
+    servers: list[str] = field(default_factory=list)
+    host_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    remote_networks: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    backend: str = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "hallbridge:"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    secret_env: str = "HALLBRIDGE_SECRET"
+    secret_file: str = ".hallbridge/secret"
+    ttl_hours: int = 12
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    program_max_kbps: int = 1500
+    thumbnail_max_kbps: int = 150
+    thumbnail_width: int = 320
+    thumbnail_height: int = 180
+    thumbnail_fps: int = 15
+    pli_interval_ms: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    conference: ConferenceSettings = field(default_factory=ConferenceSettings)
+    ice: IceSettings = field(default_factory=IceSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    # folder that relative paths (roster, secret file) are resolved against
+    base_dir: Path = REPO_ROOT / "configs"
+
+    def roster_path(self) -> Path:
+        return self.base_dir / self.conference.roster
+
+    def secret_path(self) -> Path:
+        path = Path(self.tokens.secret_file)
+        return path if path.is_absolute() else REPO_ROOT / path
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Settings) if f.name != "base_dir"}
+
+
+def load_settings(
+    path: Path | None = DEFAULT_CONFIG, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then the TOML file (if any), then HALLBRIDGE__SECTION__KEY variables."""
+    raw: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        for section, values in data.items():
+            if not isinstance(values, dict):
+                raise SettingsError(f"[{section}] must be a table")
+            raw.setdefault(section, {}).update(values)
+    for key, text in (os.environ if env is None else env).items():
+        if key.startswith(ENV_PREFIX):
+            section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
+            raw.setdefault(section, {})[name] = _EnvText(text)
+    base_dir = path.parent if path is not None else REPO_ROOT / "configs"
+    settings = Settings(**{s: _build_section(s, v) for s, v in raw.items()}, base_dir=base_dir)
+    _validate(settings)
+    return settings
+
+
+class _EnvText(str):
+    """A value that came from the environment: converted to the field's type."""
+
+
+def _build_section(section: str, values: dict[str, Any]) -> Any:
+    if section not in _SECTIONS:
+        raise SettingsError(f"unknown settings section [{section}]")
+    cls = {f.name: f.default_factory for f in dataclasses.fields(Settings)}[section]
+    defaults = cls()  # type: ignore[misc]
+    known = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(defaults)}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in known:
+            raise SettingsError(f"unknown setting {section}.{name}")
+        out[name] = _coerce(f"{section}.{name}", value, known[name])
+    return dataclasses.replace(defaults, **out)
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    if isinstance(value, _EnvText):
+        value = _parse_env(name, str(value), default)
+    expected = type(default)
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+        raise SettingsError(f"{name} must be {expected.__name__}, got {value!r}")
+    if isinstance(default, list) and not all(isinstance(v, str) for v in value):
+        raise SettingsError(f"{name} must be a list of strings")
+    return value
+
+
+def _parse_env(name: str, text: str, default: Any) -> Any:
+    if isinstance(default, str):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{name}: cannot parse {text!r} from the environment") from exc
+
+
+def _validate(s: Settings) -> None:
+    if not 0 < s.server.port < 65536:
+        raise SettingsError(f"server.port out of range: {s.server.port}")
+    if s.store.backend not in ("memory", "redis"):
+        raise SettingsError(f"store.backend must be 'memory' or 'redis', got {s.store.backend!r}")
+    if not s.conference.id:
+        raise SettingsError("conference.id must not be empty")
+    for addr in s.ice.host_addresses:
+        _check(f"ice.host_addresses: {addr!r}", ipaddress.ip_address, addr)
+    for net in s.ice.remote_networks:
+        _check(f"ice.remote_networks: {net!r}", ipaddress.ip_network, net)
+    for url in s.ice.servers:
+        if not url.startswith(("stun:", "turn:", "turns:")):
+            raise SettingsError(f"ice.servers: {url!r} is not a stun:/turn: URL")
+    positive = ("program_max_kbps", "thumbnail_max_kbps", "thumbnail_width")
+    for key in (*positive, "thumbnail_height", "thumbnail_fps", "pli_interval_ms"):
+        if getattr(s.media, key) <= 0:
+            raise SettingsError(f"media.{key} must be positive")
+    if s.tokens.ttl_hours <= 0:
+        raise SettingsError("tokens.ttl_hours must be positive")
+
+
+def _check(what: str, parse: Any, value: str) -> None:
+    try:
+        parse(value)
+    except ValueError as exc:
+        raise SettingsError(f"{what} is not valid") from exc

@@ -1,0 +1,149 @@
+"""Simulated participants: aiortc clients that join through Socket.IO like a browser would.
+
+Each publishes a synthetic camera (its name and identity code drawn on a moving picture) and a
+tone, and counts what it receives: frames, resolution, and which source's picture it decodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from bridge.media.aiortc_adapter import restrict_host_addresses
+from signaling.synthetic import SyntheticAudio, SyntheticVideo, read_code
+
+log = logging.getLogger(__name__)
+CODE_EVERY = 5  # read the identity code of every 5th decoded frame
+
+
+@dataclass(slots=True)
+class ReceiveStats:
+    video_frames: int = 0
+    audio_frames: int = 0
+    resolution: tuple[int, int] | None = None
+    codes: Counter[int] = field(default_factory=Counter)
+    last_code: int | None = None
+
+
+class SimulatedParticipant:
+    """One aiortc client: connect, offer, answer, publish, receive, leave."""
+
+    def __init__(self, url: str, token: str, name: str, code: int, *, width: int = 640,
+                 height: int = 360, fps: int = 30, host_addresses: tuple[str, ...] = ("127.0.0.1",),
+                 publish: bool = True) -> None:
+        self.url, self.name, self.code = url, name, code
+        self._token = token
+        self._video_args = (width, height, fps)
+        self._host_addresses = host_addresses
+        self._publish = publish
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.pc: RTCPeerConnection | None = None
+        self.stats = ReceiveStats()
+        self.welcome: dict[str, Any] | None = None
+        self.states: list[dict[str, Any]] = []
+        self.audio: SyntheticAudio | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._welcomed = asyncio.Event()
+        self.sio.on("welcome", self._on_welcome)
+        self.sio.on("state", self._on_state)
+
+    async def _on_welcome(self, data: dict[str, Any]) -> None:
+        self.welcome = data
+        self._welcomed.set()
+
+    async def _on_state(self, data: dict[str, Any]) -> None:
+        self.states.append(data)
+
+    async def connect(self) -> None:
+        await self.sio.connect(self.url, auth={"token": self._token}, transports=["websocket"],
+                               wait_timeout=10)
+        await asyncio.wait_for(self._welcomed.wait(), 10)
+
+    async def join_media(self) -> None:
+        restrict_host_addresses(self._host_addresses)
+        pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.on("track", self._on_track)
+        if self._publish:
+            self.audio = SyntheticAudio(self.code)
+            pc.addTrack(self.audio)
+            pc.addTrack(SyntheticVideo(self.name, self.code, *self._video_args))
+        else:
+            pc.addTransceiver("audio", direction="recvonly")
+            pc.addTransceiver("video", direction="recvonly")
+        for t in pc.getTransceivers():
+            caps = RTCRtpSender.getCapabilities(t.kind).codecs
+            t.setCodecPreferences([c for c in caps if c.mimeType in ("audio/opus", "video/VP8")])
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await self.sio.call("media:offer", {"type": "offer", "sdp": pc.localDescription.sdp},
+                                    timeout=20)
+        if not reply.get("ok"):
+            raise RuntimeError(f"offer refused: {reply.get('error')}")
+        await pc.setRemoteDescription(RTCSessionDescription(**reply["answer"]))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        task = asyncio.create_task(self._consume(track), name=f"recv-{self.name}-{track.kind}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        stats = self.stats
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                if track.kind == "audio":
+                    stats.audio_frames += 1
+                    continue
+                stats.video_frames += 1
+                stats.resolution = (frame.width, frame.height)
+                if stats.video_frames % CODE_EVERY == 1:
+                    code = read_code(frame.to_ndarray(format="gray"))
+                    if code is not None:
+                        stats.codes[code] += 1
+                        stats.last_code = code
+
+    async def call(self, event: str, payload: Any = None) -> Any:
+        return await self.sio.call(event, payload, timeout=10)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.pc is not None:
+            await self.pc.close()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+async def run_simulation(url: str, tokens: list[tuple[str, str, str]], seconds: float,
+                         report_every: float = 2.0) -> list[SimulatedParticipant]:
+    """Join (token, name, role) participants, report what each receives, leave after `seconds`."""
+    parts: list[SimulatedParticipant] = []
+    try:
+        for index, (token, name, role) in enumerate(tokens):
+            hall = role == "hall"
+            p = SimulatedParticipant(url, token, name, index, width=640 if hall else 320,
+                                     height=360 if hall else 180, fps=30 if hall else 15)
+            await p.connect()
+            await p.join_media()
+            parts.append(p)
+            print(f"joined {name}", flush=True)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            await asyncio.sleep(min(report_every, max(0.0, end - loop.time())))
+            receiving = sum(1 for p in parts if p.stats.video_frames > 0)
+            print(f"{len(parts)} joined, {receiving} receiving the program", flush=True)
+    finally:
+        for p in parts:
+            await p.close()
+    return parts

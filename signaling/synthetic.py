@@ -1,0 +1,136 @@
+"""Synthetic camera and microphone for simulated participants.
+
+Each picture carries the participant's name, a moving bar, and a 12-bit identity code in a strip
+along the top edge, so a receiver can tell which source it is decoding (`read_code`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+from typing import Any
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamTrack
+from PIL import Image, ImageDraw, ImageFont
+
+VIDEO_CLOCK = 90_000
+AUDIO_RATE = 48_000
+AUDIO_SAMPLES = 960  # 20 ms
+CODE_BITS = 12
+_COLUMNS = 16  # guard white, guard black, 12 code bits, 2 spare
+_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+
+def _font(size: int) -> Any:
+    try:
+        return ImageFont.truetype(_FONT, size)
+    except OSError:
+        return ImageFont.load_default(size)
+
+
+def render_card(name: str, code: int, width: int, height: int) -> np.ndarray:
+    """The still picture (yuv420p planes stacked, shape (h*3/2, w)) for one participant."""
+    hue = (code * 47) % 360
+    img = Image.new("RGB", (width, height), f"hsl({hue}, 45%, 30%)")
+    draw = ImageDraw.Draw(img)
+    font = _font(max(12, height // 12))
+    draw.multiline_text((width // 20, height // 3), _wrap(name, 28), fill="white", font=font,
+                        spacing=6)
+    yuv: np.ndarray = av.VideoFrame.from_image(img).reformat(format="yuv420p").to_ndarray()
+    _draw_code(yuv[:height], code)
+    return yuv
+
+
+def _wrap(text: str, width: int) -> str:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join([*lines, line])
+
+
+def _code_cells(width: int, height: int) -> list[tuple[slice, slice]]:
+    cell_w, cell_h = width // _COLUMNS, max(8, height // 12)
+    return [(slice(0, cell_h), slice(i * cell_w, (i + 1) * cell_w)) for i in range(_COLUMNS)]
+
+
+def _draw_code(luma: np.ndarray, code: int) -> None:
+    cells = _code_cells(luma.shape[1], luma.shape[0])
+    values = [235, 16] + [235 if code >> b & 1 else 16 for b in range(CODE_BITS)] + [128, 128]
+    for (rows, cols), value in zip(cells, values, strict=True):
+        luma[rows, cols] = value
+
+
+def read_code(luma: np.ndarray) -> int | None:
+    """The identity code in a decoded picture's luma plane, or None when the guards are wrong."""
+    def bright(rows: slice, cols: slice) -> bool:
+        h, w = rows.stop - rows.start, cols.stop - cols.start
+        inner = luma[rows.start + h // 4 : rows.stop - h // 4, cols.start + w // 4 : cols.stop - w // 4]
+        return float(inner.mean()) > 128
+
+    cells = _code_cells(luma.shape[1], luma.shape[0])
+    if not bright(*cells[0]) or bright(*cells[1]):
+        return None
+    return sum(1 << b for b in range(CODE_BITS) if bright(*cells[2 + b]))
+
+
+class SyntheticVideo(MediaStreamTrack):  # type: ignore[misc]
+    kind = "video"
+
+    def __init__(self, name: str, code: int, width: int = 640, height: int = 360,
+                 fps: int = 30) -> None:
+        super().__init__()
+        self._card = render_card(name, code, width, height)
+        self._width, self._height, self._fps = width, height, fps
+        self._start: float | None = None
+        self._index = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._index / self._fps
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        yuv = self._card.copy()
+        bar = (self._index * 4) % self._width  # the moving part: a bar across the lower third
+        yuv[self._height * 2 // 3 : self._height * 2 // 3 + 12, bar : bar + 24] = 235
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.pts = self._index * VIDEO_CLOCK // self._fps
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self._index += 1
+        return frame
+
+
+class SyntheticAudio(MediaStreamTrack):  # type: ignore[misc]
+    """A steady tone (its pitch from the code) at a chosen level; `speaking` switches it off/on."""
+
+    kind = "audio"
+
+    def __init__(self, code: int, level: float = 0.2) -> None:
+        super().__init__()
+        self.speaking = True
+        self._freq = 220.0 + 20.0 * (code % 32)
+        self._level = level
+        self._start: float | None = None
+        self._index = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._index * AUDIO_SAMPLES / AUDIO_RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        t = (np.arange(AUDIO_SAMPLES) + self._index * AUDIO_SAMPLES) / AUDIO_RATE
+        amp = self._level * 32767 if self.speaking else 0.0
+        samples = (amp * np.sin(2 * math.pi * self._freq * t)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self._index * AUDIO_SAMPLES
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._index += 1
+        return frame

@@ -1,0 +1,91 @@
+"""Signed join tokens (JWT, HS256): conference id, role, site id, expiry. Verified, never trusted."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from bridge.roles import Role
+from bridge.roster import Roster
+
+ALGORITHM = "HS256"
+ISSUER = "hallbridge"
+
+
+class TokenError(ValueError):
+    """The token is missing, malformed, expired, tampered with, or for another conference."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    role: Role
+    site_id: str | None
+    subject: str  # stable name for logs and audit: site id or role
+
+
+class TokenAuthority:
+    def __init__(self, secret: bytes, conference_id: str, roster: Roster) -> None:
+        if len(secret) < 32:
+            raise ValueError("token secret must be at least 32 bytes")
+        self._secret = secret
+        self._conference = conference_id
+        self._roster = roster
+
+    def issue(self, role: Role, site_id: str | None = None, ttl_s: float = 12 * 3600) -> str:
+        if role.needs_site and site_id is None:
+            site_id = self._roster.hall.id if role is Role.HALL else None
+        self._check_site(role, site_id)
+        now = int(time.time())
+        claims: dict[str, object] = {"iss": ISSUER, "conf": self._conference, "role": role.value,
+                                     "iat": now, "exp": now + int(ttl_s)}
+        if site_id is not None:
+            claims["site"] = site_id
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: object) -> Identity:
+        if not isinstance(token, str) or not token or len(token) > 4096:
+            raise TokenError("a token is required")
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER,
+                                options={"require": ["exp", "iat", "iss", "conf", "role"]})
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("token expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(f"invalid token: {exc}") from exc
+        if claims["conf"] != self._conference:
+            raise TokenError("token is for another conference")
+        try:
+            role = Role(claims["role"])
+        except ValueError as exc:
+            raise TokenError("token has an unknown role") from exc
+        site_id = claims.get("site")
+        self._check_site(role, site_id)
+        return Identity(role, site_id, site_id or role.value)
+
+    def _check_site(self, role: Role, site_id: object) -> None:
+        if role.needs_site:
+            site = self._roster.get(site_id) if isinstance(site_id, str) else None
+            if site is None:
+                raise TokenError(f"role {role.value} needs a site of this roster")
+            if site.is_hall != (role is Role.HALL):
+                raise TokenError("the hall role and the hall site go together")
+        elif site_id is not None:
+            raise TokenError(f"role {role.value} carries no site")
+
+
+def load_secret(env_name: str, path: Path) -> bytes:
+    """The secret from the environment, else from a file created on first use (mode 0600)."""
+    value = os.environ.get(env_name)
+    if value:
+        return value.encode()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()

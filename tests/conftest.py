@@ -1,0 +1,64 @@
+"""Shared fixtures: settings on a free loopback port, a running server, simulated participants."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bridge.roles import Role
+from signaling.app import BRIDGE, Bridge, create_app
+from signaling.settings import Settings, load_settings
+from signaling.simulate import SimulatedParticipant
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    base = load_settings(env={})
+    return replace(base, server=replace(base.server, port=free_port()),
+                   tokens=replace(base.tokens, secret_file=str(tmp_path / "secret")))
+
+
+class RunningServer:
+    def __init__(self, settings: Settings, app: web.Application) -> None:
+        self.settings = settings
+        self.app = app
+        self.url = settings.server.base_url()
+
+    @property
+    def bridge(self) -> Bridge:
+        return self.app[BRIDGE]
+
+    def token(self, role: Role, site_id: str | None = None) -> str:
+        return self.bridge.tokens.issue(role, site_id)
+
+    def participant(self, role: Role, site_id: str | None = None, **kw: object) -> SimulatedParticipant:
+        roster = self.bridge.roster
+        site = roster.get(site_id) if site_id else (roster.hall if role is Role.HALL else None)
+        name = site.short if site else role.value
+        code = list(roster).index(site) + 1 if site else 4000
+        return SimulatedParticipant(self.url, self.token(role, site_id), name, code, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+    await site.start()
+    try:
+        yield RunningServer(settings, app)
+    finally:
+        await runner.cleanup()
