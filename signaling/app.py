@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import socketio
@@ -89,9 +88,13 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", index)
+    app.router.add_get("/{page}.html", page)
+    app.router.add_static("/js/", WEB_DIR / "js")
+    app.router.add_static("/css/", WEB_DIR / "css")
     if VENDOR_DIR.is_dir():
         app.router.add_static("/vendor/socket.io/", VENDOR_DIR)
-    app.router.add_static("/", WEB_DIR, follow_symlinks=False)
+    else:
+        log.warning("web/node_modules is missing: run `npm ci --prefix web` for the pages")
     app.cleanup_ctx.append(_lifecycle)
     return app
 
@@ -119,5 +122,11 @@ async def index(request: web.Request) -> web.Response:
     raise web.HTTPFound("/index.html")
 
 
-def web_path(name: str) -> Path:
-    return WEB_DIR / name
+async def page(request: web.Request) -> web.FileResponse:
+    name = request.match_info["page"]
+    if name not in PAGES:
+        raise web.HTTPNotFound()
+    return web.FileResponse(WEB_DIR / f"{name}.html")
+
+
+PAGES = frozenset({"index", "site", "console", "hall"})

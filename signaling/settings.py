@@ -121,8 +121,7 @@ class _EnvText(str):
 def _build_section(section: str, values: dict[str, Any]) -> Any:
     if section not in _SECTIONS:
         raise SettingsError(f"unknown settings section [{section}]")
-    cls = {f.name: f.default_factory for f in dataclasses.fields(Settings)}[section]
-    defaults = cls()  # type: ignore[misc]
+    defaults = getattr(Settings(), section)
     known = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(defaults)}
     out: dict[str, Any] = {}
     for name, value in values.items():

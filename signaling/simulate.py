@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
 import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -101,6 +102,7 @@ class SimulatedParticipant:
                 if track.kind == "audio":
                     stats.audio_frames += 1
                     continue
+                assert isinstance(frame, av.VideoFrame)
                 stats.video_frames += 1
                 stats.resolution = (frame.width, frame.height)
                 if stats.video_frames % CODE_EVERY == 1:

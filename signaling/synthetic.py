@@ -40,7 +40,8 @@ def render_card(name: str, code: int, width: int, height: int) -> np.ndarray:
     font = _font(max(12, height // 12))
     draw.multiline_text((width // 20, height // 3), _wrap(name, 28), fill="white", font=font,
                         spacing=6)
-    yuv: np.ndarray = av.VideoFrame.from_image(img).reformat(format="yuv420p").to_ndarray()
+    rgb = av.VideoFrame.from_ndarray(np.asarray(img), format="rgb24")
+    yuv: np.ndarray = rgb.reformat(format="yuv420p").to_ndarray()
     _draw_code(yuv[:height], code)
     return yuv
 
@@ -81,7 +82,7 @@ def read_code(luma: np.ndarray) -> int | None:
     return sum(1 << b for b in range(CODE_BITS) if bright(*cells[2 + b]))
 
 
-class SyntheticVideo(MediaStreamTrack):  # type: ignore[misc]
+class SyntheticVideo(MediaStreamTrack):
     kind = "video"
 
     def __init__(self, name: str, code: int, width: int = 640, height: int = 360,
@@ -107,7 +108,7 @@ class SyntheticVideo(MediaStreamTrack):  # type: ignore[misc]
         return frame
 
 
-class SyntheticAudio(MediaStreamTrack):  # type: ignore[misc]
+class SyntheticAudio(MediaStreamTrack):
     """A steady tone (its pitch from the code) at a chosen level; `speaking` switches it off/on."""
 
     kind = "audio"

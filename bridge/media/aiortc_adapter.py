@@ -29,7 +29,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 
-from bridge.media.sdp import Network, filter_candidates
+from bridge.media.sdp import Network, address_allowed, filter_candidates
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def restrict_host_addresses(addresses: Sequence[str]) -> None:
 _STOCK_HOST_ADDRESSES = aioice.ice.get_host_addresses
 
 
-class HoldTrack(MediaStreamTrack):  # type: ignore[misc]
+class HoldTrack(MediaStreamTrack):
     """A sender track that never yields: the stock RTP loop waits on it forever, idle."""
 
     def __init__(self, kind: str) -> None:
@@ -141,6 +141,7 @@ class PeerLink:
         await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         for transceiver in self._pc.getTransceivers():
             self._prepare(transceiver, send)
+            self._guard_ice(transceiver.receiver.transport.transport.iceGatherer._connection)
         answer = await self._pc.createAnswer()
         await self._pc.setLocalDescription(answer)
         self._learn_negotiated()
@@ -157,19 +158,34 @@ class PeerLink:
         transceiver.direction = "sendrecv" if send else "recvonly"
         transceiver.sender._send_rtcp = _suppressed_rtcp
 
+    def _guard_ice(self, connection: Any) -> None:
+        """Answer connectivity checks only from allowed networks: a browser that also sends from
+        another interface must not get a peer-reflexive pair outside them."""
+        networks = self._policy.remote_networks
+        if not networks or getattr(connection, "_hallbridge_guarded", False):
+            return
+        original = connection.request_received
+
+        def guarded(message: Any, addr: tuple[str, int], protocol: Any) -> None:
+            if address_allowed(addr[0], networks):
+                original(message, addr, protocol)
+
+        connection.request_received = guarded
+        connection._hallbridge_guarded = True
+
     def _learn_negotiated(self) -> None:
         for transceiver in self._pc.getTransceivers():
             kind, codecs = transceiver.kind, transceiver._codecs
             ext = {e.uri: e.id for e in transceiver._headerExtensions}
-            for codec in codecs:
-                self._kind_by_pt[codec.payloadType] = kind
-            primary = [c for c in codecs if c.mimeType == FORWARDED_CODECS[kind]]
+            pts = {c.payloadType: c for c in codecs if c.payloadType is not None}
+            self._kind_by_pt.update(dict.fromkeys(pts, kind))
+            primary = [(pt, c) for pt, c in pts.items() if c.mimeType == FORWARDED_CODECS[kind]]
             if not primary:
                 continue
             self._inbound_ext[kind] = ext
             if transceiver.currentDirection in ("sendrecv", "sendonly"):
-                self._outbound[kind] = StreamInfo(transceiver.sender._ssrc,
-                                                  primary[0].payloadType, primary[0].clockRate, ext)
+                pt, codec = primary[0]
+                self._outbound[kind] = StreamInfo(transceiver.sender._ssrc, pt, codec.clockRate, ext)
             dtls = transceiver.receiver.transport
             if dtls is not self._dtls and dtls is not None:
                 self._tap(dtls)

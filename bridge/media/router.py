@@ -13,14 +13,27 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bridge.media.forwarder import OutStream, ProgramGate, Throttle
-from bridge.media.rtp import FORWARDED_URIS, build_template, parse_header, patch, vp8_is_keyframe_start
+from bridge.media.rtp import (
+    FORWARDED_URIS,
+    build_template,
+    parse_header,
+    patch,
+    vp8_is_keyframe_start,
+)
 
 
 class StreamLayout(Protocol):
-    ssrc: int
-    payload_type: int
-    clock_rate: int
-    extension_ids: dict[str, int]
+    @property
+    def ssrc(self) -> int: ...
+
+    @property
+    def payload_type(self) -> int: ...
+
+    @property
+    def clock_rate(self) -> int: ...
+
+    @property
+    def extension_ids(self) -> dict[str, int]: ...
 
 
 class Endpoint(Protocol):

@@ -19,8 +19,15 @@ def candidate_allowed(line: str, networks: Sequence[Network]) -> bool:
     parts = line.split()
     if len(parts) < 6:
         return False
+    return address_allowed(parts[4], networks)
+
+
+def address_allowed(text: str, networks: Sequence[Network]) -> bool:
+    """Whether an address lies in one of the networks (any address when there are none)."""
+    if not networks:
+        return True
     try:
-        address = ipaddress.ip_address(parts[4])
+        address = ipaddress.ip_address(text.split("%")[0])
     except ValueError:  # an mDNS hostname or garbage: not an address we may use
         return False
     return any(address in n for n in networks)

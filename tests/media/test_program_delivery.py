@@ -37,7 +37,6 @@ async def test_hall_program_reaches_every_site(server: RunningServer) -> None:
             assert s.stats.resolution == (640, 360)
             assert set(s.stats.codes) == {hall_code}, "a site decoded a picture that is not the hall's"
             assert s.stats.audio_frames > 0
-        print([(s.name, s.stats.video_frames, s.stats.audio_frames, dict(s.stats.codes)) for s in sites])
         assert hall.stats.video_frames == 0, "the hall is sent no program"
     finally:
         for p in [hall, *sites]:

@@ -1,0 +1,20 @@
+// Main hall feed publisher (foundation form): camera and microphone of the hall to the bridge.
+import { BridgeClient, takeToken } from "/js/protocol.js";
+import { t, langToggle } from "/js/i18n.js";
+
+const $ = (id) => document.getElementById(id);
+const client = new BridgeClient({ token: takeToken() });
+window.hallbridge = { client };
+let state = "new";
+const render = () => { $("media").textContent = state === "connected" ? t("hall.publishing") : t(`media.${state}`); };
+
+client.addEventListener("media", (e) => { state = e.detail.state; render(); });
+client.addEventListener("error", (e) => { $("media").textContent = e.detail.message; });
+client.addEventListener("welcome", async () => {
+  if (client.pc) return;
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } });
+  $("preview").srcObject = stream;
+  await client.joinMedia({ stream });
+});
+langToggle($("lang"), render);
+client.connect();

@@ -1,0 +1,153 @@
+// hallbridge protocol library: Socket.IO signaling + WebRTC + versioned state. No DOM here.
+// Every page uses it; docs/protocol.md is the contract it follows.
+import { io } from "/vendor/socket.io/socket.io.esm.min.js";
+
+const ACK_TIMEOUT_MS = 15000;
+const GATHER_TIMEOUT_MS = 5000;
+
+export class BridgeClient extends EventTarget {
+  constructor({ url = location.origin, token }) {
+    super();
+    this.url = url;
+    this.token = token;
+    this.me = null;        // {role, site}
+    this.roster = [];      // [{id, name, short, region, kind}]
+    this.state = null;     // {version, conference, program, sites: {id: {presence, since, joins}}}
+    this.pc = null;
+    this.socket = null;
+    this._media = null;    // what the last joinMedia asked for, to rejoin after a reconnect
+  }
+
+  connect() {
+    const socket = io(this.url, { auth: { token: this.token }, transports: ["websocket"] });
+    this.socket = socket;
+    socket.on("welcome", (w) => this._onWelcome(w));
+    socket.on("state", (patch) => this._onPatch(patch));
+    socket.on("connect_error", (err) => this._emit("error", err.data || { code: "network", message: err.message }));
+    socket.on("disconnect", (reason) => this._emit("connection", { connected: false, reason }));
+    return this;
+  }
+
+  async _onWelcome(w) {
+    const rejoin = this.me !== null && this._media !== null;
+    this.me = w.you;
+    this.roster = w.roster;
+    this.hall = w.hall;
+    this.mediaPlan = w.media;
+    this.state = w.state;
+    this._emit("welcome", w);
+    this._emit("connection", { connected: true });
+    this._emit("state", this.state);
+    if (rejoin) {
+      try { await this.joinMedia(this._media); } catch (e) { this._emit("error", { code: "media", message: String(e) }); }
+    }
+  }
+
+  _onPatch(patch) {
+    if (!this.state || patch.version !== this.state.version + 1) {
+      this.snapshot();  // we missed something: ask for the whole state
+      return;
+    }
+    const next = { ...this.state, version: patch.version };
+    if (patch.sites) next.sites = { ...this.state.sites, ...patch.sites };
+    if (patch.program !== undefined) next.program = patch.program;
+    this.state = next;
+    this._emit("state", next);
+  }
+
+  async snapshot() {
+    const reply = await this.request("state:get", {});
+    this.state = reply.state;
+    this._emit("state", this.state);
+    return this.state;
+  }
+
+  async request(event, payload) {
+    const reply = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, payload);
+    if (!reply || !reply.ok) {
+      const error = (reply && reply.error) || { code: "no_reply", message: "no reply" };
+      throw Object.assign(new Error(error.message), { code: error.code });
+    }
+    return reply;
+  }
+
+  // Join the media plane: publish `stream` (may be null) and receive the program when allowed.
+  async joinMedia({ stream = null } = {}) {
+    this._media = { stream };
+    if (this.pc) this.pc.close();
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.pc = pc;
+    const receive = this.mediaPlan ? this.mediaPlan.receive : true;
+    for (const kind of ["audio", "video"]) {
+      const track = stream && stream.getTracks().find((t) => t.kind === kind);
+      const direction = track ? (receive ? "sendrecv" : "sendonly") : "recvonly";
+      const tr = pc.addTransceiver(track || kind, { direction, streams: stream ? [stream] : [] });
+      preferCodec(tr, kind === "audio" ? "audio/opus" : "video/VP8");
+    }
+    pc.ontrack = (ev) => this._emit("track", { track: ev.track, streams: ev.streams });
+    pc.onconnectionstatechange = () => this._emit("media", { state: pc.connectionState });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gatheringComplete(pc);
+    const reply = await this.request("media:offer", { type: "offer", sdp: pc.localDescription.sdp });
+    await pc.setRemoteDescription(reply.answer);
+    return pc;
+  }
+
+  async leaveMedia() {
+    this._media = null;
+    if (this.pc) { this.pc.close(); this.pc = null; }
+    await this.request("media:leave", {});
+  }
+
+  // Inbound video statistics of the program (framesDecoded, packetsLost, jitter, frame size).
+  async programStats() {
+    if (!this.pc) return null;
+    const report = await this.pc.getStats();
+    for (const s of report.values()) {
+      if (s.type === "inbound-rtp" && s.kind === "video") return s;
+    }
+    return null;
+  }
+
+  close() {
+    if (this.pc) this.pc.close();
+    if (this.socket) this.socket.close();
+  }
+
+  siteName(id) {
+    const site = this.roster.find((s) => s.id === id);
+    return site ? site.name : id;
+  }
+
+  _emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+}
+
+function preferCodec(transceiver, mime) {
+  if (!RTCRtpReceiver.getCapabilities || !transceiver.setCodecPreferences) return;
+  const caps = RTCRtpReceiver.getCapabilities(transceiver.receiver.track.kind).codecs;
+  const wanted = caps.filter((c) => c.mimeType === mime || c.mimeType.endsWith("/rtx"));
+  if (wanted.length) transceiver.setCodecPreferences(wanted);
+}
+
+function gatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+// The token rides in the URL fragment (never sent to the server, never in its logs); keep it
+// for this tab and take it out of the address bar.
+export function takeToken() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const token = params.get("token");
+  if (token) {
+    sessionStorage.setItem("hallbridge.token", token);
+    history.replaceState(null, "", location.pathname + location.search);
+    return token;
+  }
+  return sessionStorage.getItem("hallbridge.token");
+}
