@@ -41,12 +41,13 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             identity = self._tokens.verify(token)
         except TokenError as exc:
             raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "unauthorized", "message": str(exc)}) from None
+                str(exc), {"code": "unauthorized"}) from None
         self._identities[sid] = identity
         if identity.site_id is not None:
             previous = self._site_sid.get(identity.site_id)
             self._site_sid[identity.site_id] = sid
             if previous is not None:  # the same site joined again: the new page takes the slot
+                await self._hub.leave(identity.site_id)
                 await self.disconnect(previous)
             self._presence(identity.site_id, Presence.SIGNALING)
         await self.emit("welcome", self._welcome(identity), to=sid)
@@ -56,10 +57,12 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         identity = self._identities.pop(sid, None)
         if identity is None:
             return
-        await self._hub.leave(self._participant(sid, identity))
         site_id = identity.site_id
-        if site_id is not None and self._site_sid.get(site_id) == sid:
+        if site_id is None:
+            await self._hub.leave(self._participant(sid, identity))
+        elif self._site_sid.get(site_id) == sid:  # a page replaced by a newer one owns nothing
             del self._site_sid[site_id]
+            await self._hub.leave(site_id)
             self._presence(site_id, Presence.OFFLINE)
 
     # -- events ----------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class RunningServer:
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[RunningServer]:
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     await site.start()

@@ -68,6 +68,10 @@ class StreamInfo:
     extension_ids: dict[str, int] = field(default_factory=dict)  # uri -> id
 
 
+class OfferRefused(ValueError):
+    """The participant's SDP offer cannot be answered; the message says why."""
+
+
 def restrict_host_addresses(addresses: Sequence[str]) -> None:
     """Offer exactly these host candidates (aioice alone offers every interface but 127.0.0.1)."""
     if not addresses:
@@ -138,7 +142,14 @@ class PeerLink:
     async def accept_offer(self, offer_sdp: str, send: bool) -> str:
         """Answer a participant's offer; `send`: the bridge sends it the program on every m-line."""
         sdp = filter_candidates(offer_sdp, self._policy.remote_networks)
-        await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except (AssertionError, ValueError, KeyError, IndexError, TypeError) as exc:
+            # aiortc's parser reports malformed SDP with any of these
+            raise OfferRefused(f"malformed SDP offer ({type(exc).__name__}: {exc})") from None
+        kinds = {t.kind for t in self._pc.getTransceivers()}
+        if not kinds & set(KINDS):
+            raise OfferRefused("the offer has no audio or video section")
         for transceiver in self._pc.getTransceivers():
             self._prepare(transceiver, send)
             self._guard_ice(transceiver.receiver.transport.transport.iceGatherer._connection)

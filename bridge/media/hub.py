@@ -47,6 +47,9 @@ class MediaHub:
     def router(self) -> ProgramRouter:
         return self._router
 
+    def link(self, participant_id: str) -> PeerLink | None:
+        return self._links.get(participant_id)
+
     def link_count(self) -> int:
         return len(self._links)
 

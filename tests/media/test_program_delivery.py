@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
+import ipaddress
 
 import pytest
 
+from bridge.media.sdp import candidate_addresses
 from bridge.roles import Role
 from tests.conftest import RunningServer
+from tests.media.helpers import wait_until
 
 pytestmark = pytest.mark.media
 SITES = ["stttt-ha-noi", "stttt-da-nang", "stttt-ca-mau"]
-
-
-async def wait_until(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    while loop.time() < end:
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return bool(predicate())
 
 
 async def test_hall_program_reaches_every_site(server: RunningServer) -> None:
@@ -41,3 +36,72 @@ async def test_hall_program_reaches_every_site(server: RunningServer) -> None:
     finally:
         for p in [hall, *sites]:
             await p.close()
+
+
+def media_tasks() -> int:
+    """Tasks running aiortc or aioice code (peer connections, ICE, DTLS, RTP/RTCP loops)."""
+    def is_media(task: asyncio.Task[object]) -> bool:
+        code = getattr(task.get_coro(), "cr_code", None)
+        return code is not None and ("/aiortc/" in code.co_filename or "/aioice/" in code.co_filename)
+    return sum(1 for t in asyncio.all_tasks() if is_media(t))
+
+
+def only_loopback(sdp: str) -> bool:
+    addresses = candidate_addresses(sdp)
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
+async def test_only_loopback_candidates_are_offered_and_used(server: RunningServer) -> None:
+    hall = server.participant(Role.HALL)
+    site = server.participant(Role.SITE, "stttt-lang-son", width=320, height=180, fps=15)
+    try:
+        for p in (hall, site):
+            await p.connect()
+            await p.join_media()
+        assert await wait_until(lambda: site.stats.video_frames > 0, 15)
+        for p in (hall, site):
+            assert p.pc is not None
+            assert only_loopback(p.pc.localDescription.sdp), "the client offered a non-loopback address"
+            assert only_loopback(p.pc.remoteDescription.sdp), "the server answered a non-loopback address"
+            for transceiver in p.pc.getTransceivers():
+                pair = transceiver.receiver.transport.transport._connection._nominated.get(1)
+                assert pair is not None
+                assert ipaddress.ip_address(pair.local_candidate.host).is_loopback
+                assert ipaddress.ip_address(pair.remote_addr[0]).is_loopback
+    finally:
+        await hall.close()
+        await site.close()
+
+
+async def test_a_site_that_leaves_frees_its_peer_connection_and_tasks(server: RunningServer) -> None:
+    hall = server.participant(Role.HALL)
+    await hall.connect()
+    await hall.join_media()
+    hub, router = server.bridge.hub, server.bridge.hub.router
+    await asyncio.sleep(0.5)
+    baseline = media_tasks()
+    site = server.participant(Role.SITE, "stttt-ben-tre", width=320, height=180, fps=15)
+    await site.connect()
+    await site.join_media()
+    assert await wait_until(lambda: site.stats.video_frames > 5, 15)
+    assert hub.link_count() == 2 and router.sink_count("video") == 1
+    link = hub.link("stttt-ben-tre")
+    assert link is not None and link.state == "connected"
+    gone = weakref.ref(link)
+    del link
+    await site.sio.disconnect()  # the page goes away; its peer connection is left open
+    assert await wait_until(lambda: hub.link_count() == 1, 5), "the site's peer connection is freed"
+    assert router.sink_count("video") == 0 and router.sink_count("audio") == 0
+    closed = gone()
+    assert closed is None or closed.state == "closed", "the server closed its peer connection"
+    del closed
+    gc.collect()
+    assert gone() is None, "nothing keeps the site's peer connection alive"
+    assert await wait_until(lambda: media_tasks() <= baseline, 10), (
+        f"aiortc/aioice tasks left behind: {media_tasks()} > {baseline}")
+    assert server.bridge.conference.sites["stttt-ben-tre"].presence == "offline"
+    assert site.pc is not None
+    assert await wait_until(lambda: site.pc.connectionState in ("closed", "failed"), 10), (
+        "the server ended the site's media")
+    await site.close()
+    await hall.close()

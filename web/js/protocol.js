@@ -23,7 +23,8 @@ export class BridgeClient extends EventTarget {
     this.socket = socket;
     socket.on("welcome", (w) => this._onWelcome(w));
     socket.on("state", (patch) => this._onPatch(patch));
-    socket.on("connect_error", (err) => this._emit("error", err.data || { code: "network", message: err.message }));
+    socket.on("connect_error", (err) => this._emit("error", {
+      code: (err.data && err.data.code) || "network", message: err.message }));
     socket.on("disconnect", (reason) => this._emit("connection", { connected: false, reason }));
     return this;
   }

@@ -1,0 +1,56 @@
+"""Guard: the aiortc/aioice internals that bridge/media/aiortc_adapter.py relies on.
+
+When one of these fails after an upgrade, re-read the adapter against the new aiortc before
+widening the version range in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import aioice
+import aioice.ice
+import aiortc
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+
+def params(fn: object) -> list[str]:
+    return list(inspect.signature(fn).parameters)  # type: ignore[arg-type]
+
+
+def source(fn: object) -> str:
+    return inspect.getsource(fn)  # type: ignore[arg-type]
+
+
+def test_versions_are_the_tested_ones() -> None:
+    assert aiortc.__version__.startswith("1.16."), f"aiortc {aiortc.__version__}: adapter tested on 1.16"
+    assert aioice.__version__.startswith("0.13."), f"aioice {aioice.__version__}: adapter tested on 0.13"
+
+
+def test_dtls_transport_hands_decrypted_packets_to_instance_hooks() -> None:
+    assert params(RTCDtlsTransport._handle_rtp_data) == ["self", "data", "arrival_time_ms"]
+    assert params(RTCDtlsTransport._handle_rtcp_data) == ["self", "data"]
+    recv = source(RTCDtlsTransport._recv_next)
+    assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv
+    assert "await self._handle_rtcp_data(data)" in recv
+    assert "self._tx_srtp" in source(RTCDtlsTransport._send_rtp), "SRTP session attribute moved"
+
+
+def test_ice_internals_used_for_sending_and_guarding() -> None:
+    sendto = source(aioice.Connection.sendto)
+    assert "self._nominated.get(component)" in sendto
+    assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in source(aioice.ice.StunProtocol.send_data)
+    assert "self.receiver.request_received(message, addr, self)" in source(
+        aioice.ice.StunProtocol.datagram_received)
+    assert params(aioice.Connection.request_received) == ["self", "message", "addr", "protocol"]
+    assert "get_host_addresses(" in source(aioice.Connection.gather_candidates)
+
+
+def test_sender_and_transceiver_fields() -> None:
+    assert "await self._send_rtcp(packets)" in source(RTCRtpSender._run_rtcp)
+    assert "self._ssrc = " in source(RTCRtpSender.__init__)
+    init = source(RTCRtpTransceiver.__init__)
+    assert "self._codecs" in init and "self._headerExtensions" in init
