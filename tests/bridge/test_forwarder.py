@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 from bridge.media.forwarder import OutStream, ProgramGate, Throttle, seq_newer
 
 
@@ -16,9 +18,9 @@ def test_numbers_are_continuous_across_switches_and_wrap() -> None:
             seqs.append(s)
             stamps.append(ts)
             t += 1 / 30
-    for a, b in zip(seqs, seqs[1:], strict=False):
+    for a, b in pairwise(seqs):
         assert (b - a) % 65536 == 1, "sequence numbers step by one across every switch"
-    for a, b in zip(stamps, stamps[1:], strict=False):
+    for a, b in pairwise(stamps):
         assert 0 < (b - a) % 2**32 <= 3000 + 1, "timestamps only move forward, by about the gap"
     assert seqs[0] == 65534 and seqs[2] == 0, "wraps at 2^16"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import weakref
 import ipaddress
+import weakref
 
 import pytest
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,10 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     ("", {"HALLBRIDGE__MEDIA__BITRATE": "1"}, "media.bitrate"),
     ("", {"HALLBRIDGE__NOPE__X": "1"}, "[nope]"),
 ])
-def test_unknown_key_is_an_error_naming_it(tmp_path: Path, text: str, env: dict[str, str], named: str) -> None:
-    with pytest.raises(SettingsError, match=named.replace("[", r"\[").replace("]", r"\]")):
+def test_unknown_key_is_an_error_naming_it(
+    tmp_path: Path, text: str, env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(named)):
         load_settings(write(tmp_path, text), env=env)
 
 
@@ -67,5 +70,5 @@ def test_invalid_values_are_refused(tmp_path: Path, text: str) -> None:
 
 
 def test_environment_value_of_wrong_type(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="server.port"):
+    with pytest.raises(SettingsError, match=re.escape("server.port")):
         load_settings(None, env={"HALLBRIDGE__SERVER__PORT": "eighty"})
