@@ -48,6 +48,8 @@ def links(settings: Settings) -> list[tuple[str, str, str]]:
 
 def cmd_serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     _use_uvloop()
     app = create_app(settings)
     print(f"hallbridge: {settings.conference.title} on {settings.server.base_url()}", flush=True)

@@ -51,7 +51,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 await self.disconnect(previous)
             self._presence(identity.site_id, Presence.SIGNALING)
         await self.emit("welcome", self._welcome(identity), to=sid)
-        log.info("connected", extra={"site": identity.subject, "role": identity.role.value})
+        log.info("connected site=%s role=%s", identity.subject, identity.role.value)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         identity = self._identities.pop(sid, None)
@@ -93,7 +93,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except WireError as exc:
             return exc.to_wire()
         except Exception:
-            log.exception("handler failed", extra={"site": identity.subject})
+            log.exception("handler failed site=%s", identity.subject)
             return WireError("internal", "the server could not apply this command").to_wire()
 
     async def _media_offer(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:

@@ -134,3 +134,20 @@ async def test_a_second_page_of_the_same_site_takes_its_slot(server: RunningServ
         for c in (first, second):
             if c.sio.connected:
                 await c.sio.disconnect()
+
+
+async def test_a_foreign_origin_is_refused(server: RunningServer) -> None:
+    sio = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sio.connect(server.url, auth={"token": server.token(Role.TECHNICIAN)},
+                          headers={"Origin": "http://evil.example"}, transports=["websocket"],
+                          wait_timeout=5)
+    assert not sio.connected
+
+
+async def test_the_own_origin_is_accepted(server: RunningServer) -> None:
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(server.url, auth={"token": server.token(Role.TECHNICIAN)},
+                      headers={"Origin": server.url}, transports=["websocket"], wait_timeout=5)
+    assert sio.connected
+    await sio.disconnect()
