@@ -143,6 +143,9 @@ async def test_a_foreign_origin_is_refused(server: RunningServer) -> None:
                           headers={"Origin": "http://evil.example"}, transports=["websocket"],
                           wait_timeout=5)
     assert not sio.connected
+    await sio.shutdown()
+    if sio.eio.http is not None:  # the client keeps its HTTP session after a refused connect
+        await sio.eio.http.close()
 
 
 async def test_the_own_origin_is_accepted(server: RunningServer) -> None:
