@@ -18,7 +18,7 @@ from bridge.media.sdp import parse_networks
 from bridge.roster import Roster, load_roster
 from signaling.broadcast import Broadcaster
 from signaling.namespace import ConferenceNamespace
-from signaling.settings import REPO_ROOT, Settings
+from signaling.settings import REPO_ROOT, Settings, SettingsError
 from signaling.tokens import TokenAuthority, load_secret
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ def allowed_origins(settings: Settings) -> list[str]:
 
 
 def build_bridge(settings: Settings) -> Bridge:
+    if settings.store.backend != "memory":
+        raise SettingsError(f"store.backend = {settings.store.backend!r} is not available in this build")
     roster = load_roster(settings.roster_path())
     secret = load_secret(settings.tokens.secret_env, settings.secret_path())
     tokens = TokenAuthority(secret, settings.conference.id, roster)
