@@ -23,4 +23,5 @@ class Role(StrEnum):
 
     @property
     def receives_program(self) -> bool:
-        return self is not Role.HALL
+        """Everyone: the hall too shows and plays a remote site that has the floor."""
+        return True

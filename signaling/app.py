@@ -13,7 +13,8 @@ from aiohttp import web
 from bridge.conference import Conference
 from bridge.media.aiortc_adapter import IcePolicy
 from bridge.media.hub import MediaHub
-from bridge.media.router import ProgramRouter
+from bridge.media.policy import HIGH, THUMBNAIL, Scene
+from bridge.media.router import MediaRouter
 from bridge.media.sdp import parse_networks
 from bridge.roster import Roster, load_roster
 from signaling.broadcast import Broadcaster
@@ -53,6 +54,10 @@ class _MediaEvents:
         if self.target is not None:
             self.target.media_state(participant_id, state)
 
+    def media_quality(self, participant_id: str, level: str) -> None:
+        if self.target is not None:
+            self.target.media_quality(participant_id, level)
+
 
 def allowed_origins(settings: Settings) -> list[str]:
     port = settings.server.port
@@ -70,13 +75,16 @@ def build_bridge(settings: Settings) -> Bridge:
     policy = IcePolicy(settings.ice.servers, settings.ice.host_addresses,
                        parse_networks(settings.ice.remote_networks))
     relay = _MediaEvents()
-    hub = MediaHub(policy, ProgramRouter(settings.media.pli_interval_ms / 1000), relay)
-    hub.router.set_program(conference.program)
+    bitrates = {HIGH: settings.media.program_max_kbps * 1000,
+                THUMBNAIL: settings.media.thumbnail_max_kbps * 1000}
+    router = MediaRouter(Scene(roster.hall.id, conference.program),
+                         settings.media.pli_interval_ms / 1000, bitrates_bps=bitrates)
+    hub = MediaHub(policy, router, relay)
     sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins=allowed_origins(settings),
                                max_http_buffer_size=MAX_MESSAGE_BYTES, logger=False,
                                engineio_logger=False)
-    broadcaster = Broadcaster(lambda event, payload: sio.emit(event, payload))
-    namespace = ConferenceNamespace(tokens, conference, hub, broadcaster)
+    broadcaster = Broadcaster(lambda event, payload, to: sio.emit(event, payload, to=to))
+    namespace = ConferenceNamespace(tokens, conference, hub, broadcaster, settings.media)
     relay.target = namespace
     sio.register_namespace(namespace)
     return Bridge(settings, roster, tokens, conference, hub, broadcaster, sio, namespace)
@@ -104,6 +112,7 @@ def create_app(settings: Settings) -> web.Application:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     bridge = app[BRIDGE]
     bridge.broadcaster.start()
+    bridge.hub.start()
     yield
     await bridge.hub.close()
     await bridge.broadcaster.stop()

@@ -1,4 +1,4 @@
-"""Ordered, bounded broadcast of state patches: one queue, one task, owned by the app."""
+"""Ordered, bounded emission of state patches and notices: one queue, one task, owned by the app."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ QUEUE_LIMIT = 1024  # patches; when full the patch is dropped and clients catch 
 
 
 class Broadcaster:
-    def __init__(self, emit: Callable[[str, dict[str, Any]], Awaitable[None]]) -> None:
+    def __init__(self, emit: Callable[[str, dict[str, Any], str | None], Awaitable[None]]) -> None:
         self._emit = emit
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(QUEUE_LIMIT)
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any], str | None]] = asyncio.Queue(QUEUE_LIMIT)
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
 
-    def publish(self, event: str, payload: dict[str, Any]) -> None:
+    def publish(self, event: str, payload: dict[str, Any], to: str | None = None) -> None:
+        """Emit to everyone, or to one connection (`to`), after everything published before."""
         try:
-            self._queue.put_nowait((event, payload))
+            self._queue.put_nowait((event, payload, to))
         except asyncio.QueueFull:
             # a client that sees a gap in versions asks for a snapshot (state:get)
             self.dropped += 1
@@ -41,9 +42,9 @@ class Broadcaster:
 
     async def _run(self) -> None:
         while True:
-            event, payload = await self._queue.get()
+            event, payload, to = await self._queue.get()
             try:
-                await self._emit(event, payload)
+                await self._emit(event, payload, to)
             except Exception:
                 log.exception("broadcast failed")
             finally:

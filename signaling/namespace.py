@@ -1,6 +1,8 @@
 """The Socket.IO namespace: authenticate on connect, then parse, authorise, delegate, ack.
 
-Handlers are thin; identity and role come from the verified token kept in the session.
+Handlers are thin; identity and role come from the verified token kept per connection. Every
+event name maps to one `_do_<event>` method through `EVENTS`; the permission matrix lives in
+`bridge.permissions`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from typing import Any
 import socketio
 
 from bridge.conference import Conference, Presence
-from bridge.media.hub import MediaHub, MediaRole
+from bridge.media.hub import MediaHub
+from bridge.media.policy import THUMBNAIL, Scene, layout
+from bridge.permissions import allowed
 from signaling.broadcast import Broadcaster
+from signaling.settings import MediaSettings
 from signaling.tokens import Identity, TokenAuthority, TokenError
-from signaling.wire import WireError, ok, parse_empty, parse_media_offer
+from signaling.wire import WireError, ok, parse_empty, parse_media_offer, parse_site_choice
 
 log = logging.getLogger(__name__)
 Handler = Callable[[str, Identity, Any], Awaitable[dict[str, Any]]]
@@ -24,14 +29,21 @@ Handler = Callable[[str, Identity, Any], Awaitable[dict[str, Any]]]
 
 class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, tokens: TokenAuthority, conference: Conference, hub: MediaHub,
-                 broadcaster: Broadcaster) -> None:
+                 broadcaster: Broadcaster, media: MediaSettings) -> None:
         super().__init__("/")
         self._broadcaster = broadcaster
         self._tokens = tokens
         self._conference = conference
         self._hub = hub
+        self._media = media
         self._identities: dict[str, Identity] = {}
         self._site_sid: dict[str, str] = {}  # site id -> the connection that holds its slot
+        self._listen: dict[str, str] = {}  # console participant -> site it listens to
+        self._events: dict[str, Handler] = {
+            "media:offer": self._do_media_offer, "media:leave": self._do_media_leave,
+            "state:get": self._do_state_get, "program:set": self._do_program_set,
+            "listen:set": self._do_listen_set,
+        }
 
     # -- connection ------------------------------------------------------------------------
 
@@ -59,65 +71,80 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return
         site_id = identity.site_id
         if site_id is None:
-            await self._hub.leave(self._participant(sid, identity))
+            participant = self._participant(sid, identity)
+            await self._hub.leave(participant)
+            if self._listen.pop(participant, None) is not None:
+                self._apply_scene()
         elif self._site_sid.get(site_id) == sid:  # a page replaced by a newer one owns nothing
             del self._site_sid[site_id]
             await self._hub.leave(site_id)
             self._presence(site_id, Presence.OFFLINE)
 
-    # -- events ----------------------------------------------------------------------------
-
-    async def on_media_offer(self, sid: str, payload: Any = None) -> dict[str, Any]:
-        return await self._handle(sid, payload, self._media_offer)
-
-    async def on_media_leave(self, sid: str, payload: Any = None) -> dict[str, Any]:
-        return await self._handle(sid, payload, self._media_leave)
-
-    async def on_state_get(self, sid: str, payload: Any = None) -> dict[str, Any]:
-        return await self._handle(sid, payload, self._state_get)
-
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        """Events are named `media:offer` on the wire; handlers `on_media_offer` here."""
-        handler = f"on_{event.replace(':', '_')}"
-        if event in ("connect", "disconnect") or hasattr(self, handler):
-            return await super().trigger_event(event.replace(":", "_"), *args)
-        sid = args[0] if args else ""
-        return WireError("unknown_event", f"unknown event {event[:64]!r}").to_wire() if sid else None
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid, payload = (args[0] if args else ""), (args[1] if len(args) > 1 else None)
+        handler = self._events.get(event)
+        if handler is None:
+            return WireError("unknown_event", f"unknown event {str(event)[:64]!r}").to_wire()
+        return await self._handle(sid, event, payload, handler)
 
-    async def _handle(self, sid: str, payload: Any, handler: Handler) -> dict[str, Any]:
+    async def _handle(self, sid: str, event: str, payload: Any, handler: Handler) -> dict[str, Any]:
         identity = self._identities.get(sid)
         if identity is None:
             return WireError("unauthorized", "not connected").to_wire()
+        if not allowed(identity.role, event):
+            return WireError("forbidden", f"role {identity.role.value} may not {event}").to_wire()
         try:
             return await handler(sid, identity, payload)
         except WireError as exc:
             return exc.to_wire()
         except Exception:
-            log.exception("handler failed site=%s", identity.subject)
+            log.exception("handler failed site=%s event=%s", identity.subject, event)
             return WireError("internal", "the server could not apply this command").to_wire()
 
-    async def _media_offer(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+    # -- events ----------------------------------------------------------------------------
+
+    async def _do_media_offer(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         offer = parse_media_offer(payload)
-        role = MediaRole(publishes=identity.role.publishes,
-                         receives=identity.role.receives_program)
+        lines = self._lines(identity)
         try:
-            answer = await self._hub.offer(self._participant(sid, identity), role, offer.sdp)
+            answer = await self._hub.offer(self._participant(sid, identity), lines, offer.sdp)
         except ValueError as exc:
             raise WireError("bad_sdp", f"the offer was refused: {str(exc)[:200]}") from None
         if identity.site_id is not None:
             self._presence(identity.site_id, Presence.CONNECTING)
         return ok(answer={"type": "answer", "sdp": answer})
 
-    async def _media_leave(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+    async def _do_media_leave(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         parse_empty(payload)
         await self._hub.leave(self._participant(sid, identity))
         if identity.site_id is not None:
             self._presence(identity.site_id, Presence.SIGNALING)
         return ok()
 
-    async def _state_get(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+    async def _do_state_get(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         parse_empty(payload)
         return ok(state=self._conference.snapshot())
+
+    async def _do_program_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+        site = parse_site_choice(payload, self._conference.roster, allow_none=False)
+        assert site is not None
+        patch = self._conference.set_program(site)
+        if patch is not None:
+            self._apply_scene()
+            self._broadcast(patch)
+        return ok(version=self._conference.version)
+
+    async def _do_listen_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+        site = parse_site_choice(payload, self._conference.roster, allow_none=True)
+        participant = self._participant(sid, identity)
+        if site is None:
+            self._listen.pop(participant, None)
+        else:
+            self._listen[participant] = site
+        self._apply_scene()
+        return ok(site=site)
 
     # -- upward from the media hub ---------------------------------------------------------
 
@@ -128,11 +155,33 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if presence is not None:
             self._presence(participant_id, presence)
 
+    def media_quality(self, participant_id: str, level: str) -> None:
+        sid = self._site_sid.get(participant_id)
+        if sid is not None:
+            self._broadcaster.publish("media:quality", self._quality(level), to=sid)
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _participant(self, sid: str, identity: Identity) -> str:
         """Sites (and the hall) own a slot named by their site id; other roles one per page."""
         return identity.site_id or f"{identity.role.value}:{sid}"
+
+    def _lines(self, identity: Identity) -> list[Any]:
+        return layout(identity.role, (s.id for s in self._conference.roster.remote_sites()))
+
+    def _apply_scene(self) -> None:
+        conference = self._conference
+        self._hub.set_scene(Scene(conference.roster.hall.id, conference.program,
+                                  listen=dict(self._listen)))
+
+    def _quality(self, level: str) -> dict[str, Any]:
+        m = self._media
+        if level == THUMBNAIL:
+            return {"level": level, "maxBitrate": m.thumbnail_max_kbps * 1000,
+                    "maxFramerate": m.thumbnail_fps, "width": m.thumbnail_width,
+                    "height": m.thumbnail_height}
+        return {"level": level, "maxBitrate": m.program_max_kbps * 1000,
+                "maxFramerate": m.program_fps, "width": m.program_width, "height": m.program_height}
 
     def _presence(self, site_id: str, presence: Presence) -> None:
         patch = self._conference.set_presence(site_id, presence, time.time())
@@ -150,5 +199,5 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 "hall": self._conference.roster.hall.id,
                 "state": self._conference.snapshot(),
                 "media": {"send": identity.role.publishes,
-                          "receive": identity.role.receives_program}}
-
+                          "receive": identity.role.receives_program,
+                          "lines": [line.to_wire() for line in self._lines(identity)]}}

@@ -63,6 +63,9 @@ class TokenSettings:
 @dataclass(frozen=True, slots=True)
 class MediaSettings:
     program_max_kbps: int = 1500
+    program_width: int = 1280
+    program_height: int = 720
+    program_fps: int = 30
     thumbnail_max_kbps: int = 150
     thumbnail_width: int = 320
     thumbnail_height: int = 180
@@ -165,8 +168,7 @@ def _validate(s: Settings) -> None:
     for url in s.ice.servers:
         if not url.startswith(("stun:", "turn:", "turns:")):
             raise SettingsError(f"ice.servers: {url!r} is not a stun:/turn: URL")
-    positive = ("program_max_kbps", "thumbnail_max_kbps", "thumbnail_width")
-    for key in (*positive, "thumbnail_height", "thumbnail_fps", "pli_interval_ms"):
+    for key in (f.name for f in dataclasses.fields(s.media)):
         if getattr(s.media, key) <= 0:
             raise SettingsError(f"media.{key} must be positive")
     if s.tokens.ttl_hours <= 0:

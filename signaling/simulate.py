@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +28,14 @@ CODE_EVERY = 5  # read the identity code of every 5th decoded frame
 
 @dataclass(slots=True)
 class ReceiveStats:
+    """What one received slot delivered (the program video's, when asked without a slot)."""
+
     video_frames: int = 0
     audio_frames: int = 0
     resolution: tuple[int, int] | None = None
     codes: Counter[int] = field(default_factory=Counter)
     last_code: int | None = None
+    code_frames: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=4096))
 
 
 class SimulatedParticipant:
@@ -47,7 +51,9 @@ class SimulatedParticipant:
         self._publish = publish
         self.sio = socketio.AsyncClient(reconnection=False)
         self.pc: RTCPeerConnection | None = None
-        self.stats = ReceiveStats()
+        self.slots: dict[str, ReceiveStats] = {}
+        self.quality: list[dict[str, Any]] = []
+        self.video: SyntheticVideo | None = None
         self.welcome: dict[str, Any] | None = None
         self.states: list[dict[str, Any]] = []
         self.audio: SyntheticAudio | None = None
@@ -55,7 +61,21 @@ class SimulatedParticipant:
         self._welcomed = asyncio.Event()
         self.sio.on("welcome", self._on_welcome)
         self.sio.on("state", self._on_state)
+        self.sio.on("media:quality", self._on_quality)
 
+    @property
+    def stats(self) -> ReceiveStats:
+        """The program picture and its sound."""
+        program = self.slots.get("program-video", ReceiveStats())
+        audio = self.slots.get("program-audio")
+        program.audio_frames = audio.audio_frames if audio else 0
+        return program
+
+    async def _on_quality(self, data: dict[str, Any]) -> None:
+        """Honour the bridge's request: full quality on the program, a thumbnail otherwise."""
+        self.quality.append(data)
+        if self.video is not None:
+            self.video.set_format(int(data["width"]), int(data["height"]), int(data["maxFramerate"]))
     async def _on_welcome(self, data: dict[str, Any]) -> None:
         self.welcome = data
         self._welcomed.set()
@@ -72,13 +92,15 @@ class SimulatedParticipant:
         restrict_host_addresses(self._host_addresses)
         pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         pc.on("track", self._on_track)
-        if self._publish:
-            self.audio = SyntheticAudio(self.code)
-            pc.addTrack(self.audio)
-            pc.addTrack(SyntheticVideo(self.name, self.code, *self._video_args))
-        else:
-            pc.addTransceiver("audio", direction="recvonly")
-            pc.addTransceiver("video", direction="recvonly")
+        assert self.welcome is not None
+        for line in self.welcome["media"]["lines"]:
+            kind, send, slot = line["kind"], line["send"] and self._publish, line["slot"]
+            direction = ("sendrecv" if slot else "sendonly") if send else ("recvonly" if slot else "inactive")
+            transceiver = pc.addTransceiver(kind, direction=direction)
+            if send:
+                transceiver.sender.replaceTrack(self._track(kind))
+            if slot:
+                self.slots[slot] = ReceiveStats()
         for t in pc.getTransceivers():
             caps = RTCRtpSender.getCapabilities(t.kind).codecs
             t.setCodecPreferences([c for c in caps if c.mimeType in ("audio/opus", "video/VP8")])
@@ -89,13 +111,23 @@ class SimulatedParticipant:
             raise RuntimeError(f"offer refused: {reply.get('error')}")
         await pc.setRemoteDescription(RTCSessionDescription(**reply["answer"]))
 
+    def _track(self, kind: str) -> MediaStreamTrack:
+        if kind == "audio":
+            self.audio = SyntheticAudio(self.code)
+            return self.audio
+        self.video = SyntheticVideo(self.name, self.code, *self._video_args)
+        return self.video
+
     def _on_track(self, track: MediaStreamTrack) -> None:
-        task = asyncio.create_task(self._consume(track), name=f"recv-{self.name}-{track.kind}")
+        assert self.pc is not None and self.welcome is not None
+        lines = self.welcome["media"]["lines"]
+        index = next(i for i, t in enumerate(self.pc.getTransceivers()) if t.receiver.track is track)
+        slot = lines[index]["slot"]
+        task = asyncio.create_task(self._consume(track, self.slots[slot]), name=f"recv-{self.name}-{slot}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _consume(self, track: MediaStreamTrack) -> None:
-        stats = self.stats
+    async def _consume(self, track: MediaStreamTrack, stats: ReceiveStats) -> None:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
                 frame = await track.recv()
@@ -110,6 +142,7 @@ class SimulatedParticipant:
                     if code is not None:
                         stats.codes[code] += 1
                         stats.last_code = code
+                        stats.code_frames.append((time.monotonic(), code))
 
     async def call(self, event: str, payload: Any = None) -> Any:
         return await self.sio.call(event, payload, timeout=10)

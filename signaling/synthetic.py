@@ -88,23 +88,31 @@ class SyntheticVideo(MediaStreamTrack):
     def __init__(self, name: str, code: int, width: int = 640, height: int = 360,
                  fps: int = 30) -> None:
         super().__init__()
-        self._card = render_card(name, code, width, height)
-        self._width, self._height, self._fps = width, height, fps
+        self._name, self._code = name, code
         self._start: float | None = None
+        self._due = 0.0
         self._index = 0
+        self.set_format(width, height, fps)
+
+    def set_format(self, width: int, height: int, fps: int) -> None:
+        """Send another size or frame rate from the next frame on (as a camera reconfigured)."""
+        width, height = max(32, width - width % 2), max(32, height - height % 2)
+        self._card = render_card(self._name, self._code, width, height)
+        self.width, self.height, self.fps = width, height, max(1, fps)
 
     async def recv(self) -> av.VideoFrame:
+        now = time.monotonic()
         if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + self._index / self._fps
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
+            self._start = self._due = now
+        await asyncio.sleep(max(0.0, self._due - now))
         yuv = self._card.copy()
-        bar = (self._index * 4) % self._width  # the moving part: a bar across the lower third
-        yuv[self._height * 2 // 3 : self._height * 2 // 3 + 12, bar : bar + 24] = 235
+        bar = (self._index * 4) % self.width  # the moving part: a bar across the lower third
+        yuv[self.height * 2 // 3 : self.height * 2 // 3 + 12, bar : bar + 24] = 235
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-        frame.pts = self._index * VIDEO_CLOCK // self._fps
+        frame.pts = int((self._due - self._start) * VIDEO_CLOCK)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         self._index += 1
+        self._due += 1 / self.fps
         return frame
 
 

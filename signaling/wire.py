@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.media.hub import MAX_SDP_BYTES
+from bridge.roster import Roster
 
 
 class WireError(Exception):
@@ -57,3 +58,14 @@ def parse_media_offer(payload: Any) -> MediaOffer:
     if len(sdp.encode()) > MAX_SDP_BYTES:
         raise WireError("too_large", f"sdp is larger than {MAX_SDP_BYTES} bytes")
     return MediaOffer(sdp)
+
+
+def parse_site_choice(payload: Any, roster: Roster, allow_none: bool) -> str | None:
+    """`{"site": "<roster id>"}` (or `{"site": null}` where allowed)."""
+    data = _object(payload, {"site"})
+    site = data.get("site")
+    if site is None and allow_none and "site" in data:
+        return None
+    if not isinstance(site, str) or site not in roster:
+        raise WireError("bad_request", "site must be a site id of the roster")
+    return site

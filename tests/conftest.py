@@ -26,7 +26,9 @@ def free_port() -> int:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     base = load_settings(env={})
-    return replace(base, server=replace(base.server, port=free_port()),
+    # a smaller program picture keeps the simulated encoders cheap on a 2-core machine
+    media = replace(base.media, program_width=640, program_height=360)
+    return replace(base, server=replace(base.server, port=free_port()), media=media,
                    tokens=replace(base.tokens, secret_file=str(tmp_path / "secret")))
 
 

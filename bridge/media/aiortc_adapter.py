@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aioice.ice
+import pylibsrtp
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -29,26 +29,37 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 
+from bridge.media.rtcp import is_rtcp
 from bridge.media.sdp import Network, address_allowed, filter_candidates
 
 log = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
 FORWARDED_CODECS = {"audio": "audio/opus", "video": "video/VP8"}
-RTCP_PSFB = 206
-RTCP_PSFB_PLI = 1
-RTCP_PSFB_FIR = 4
 # bytes waiting in one site's socket buffer before its packets are dropped (a slow site never
 # holds memory or delays others)
 SEND_BUFFER_LIMIT = 512 * 1024
 
 
 class PeerListener(Protocol):
-    """Where a PeerLink hands its media (the program router implements it)."""
+    """Where a PeerLink hands its media (the media router implements it)."""
 
     def on_rtp(self, participant_id: str, kind: str, data: bytes) -> None: ...
 
-    def on_keyframe_request(self, participant_id: str, kind: str) -> None: ...
+    def on_rtcp(self, participant_id: str, data: bytes) -> None: ...
+
+
+class LinePlan(Protocol):
+    """One m-line the participant offers (bridge.media.policy.Line)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def send(self) -> bool: ...
+
+    @property
+    def slot(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +70,18 @@ class IcePolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class StreamInfo:
-    """The negotiated numbering of one direction of one kind on this peer connection."""
+class SlotInfo:
+    """What the negotiation fixed for one stream the bridge sends on one m-line."""
 
+    name: str
+    kind: str
+    mid: str
     ssrc: int
     payload_type: int
     clock_rate: int
     extension_ids: dict[str, int] = field(default_factory=dict)  # uri -> id
+    rtx_payload_type: int | None = None
+    rtx_ssrc: int | None = None
 
 
 class OfferRefused(ValueError):
@@ -105,11 +121,6 @@ class HoldTrack(MediaStreamTrack):
         super().stop()
 
 
-def pli(sender_ssrc: int, media_ssrc: int) -> bytes:
-    """An RTCP picture loss indication (RFC 4585 section 6.3.1)."""
-    return struct.pack("!BBHII", 0x80 | RTCP_PSFB_PLI, RTCP_PSFB, 2, sender_ssrc, media_ssrc)
-
-
 class PeerLink:
     """One participant's peer connection: negotiate, receive raw RTP, send rewritten RTP."""
 
@@ -117,56 +128,70 @@ class PeerLink:
                  on_state: Callable[[str], None]) -> None:
         restrict_host_addresses(policy.host_addresses)
         servers = [RTCIceServer(urls=url) for url in policy.servers]
-        self.participant_id = participant_id
+        self._pid = participant_id
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         self._policy = policy
         self._listener = listener
         self._on_state_change = on_state
-        self._kind_by_pt: dict[int, str] = {}
+        self._kind_by_pt: dict[int, str] = {}  # forwarded codecs only: RTX and others are dropped
         self._remote_ssrc: dict[str, int] = {}
-        self._outbound: dict[str, StreamInfo] = {}
+        self._slots: list[SlotInfo] = []
         self._inbound_ext: dict[str, dict[str, int]] = {}
         self._dtls: Any = None
+        self.ignored_packets = 0
         self._pc.on("connectionstatechange", self._on_state)
+
+    @property
+    def participant_id(self) -> str:
+        return self._pid
 
     @property
     def state(self) -> str:
         return str(self._pc.connectionState)
 
-    def outbound(self, kind: str) -> StreamInfo | None:
-        return self._outbound.get(kind)
+    @property
+    def slots(self) -> list[SlotInfo]:
+        return list(self._slots)
 
     def inbound_extension_ids(self, kind: str) -> dict[str, int]:
         return self._inbound_ext.get(kind, {})
 
-    async def accept_offer(self, offer_sdp: str, send: bool) -> str:
-        """Answer a participant's offer; `send`: the bridge sends it the program on every m-line."""
+    def remote_ssrc(self, kind: str) -> int | None:
+        return self._remote_ssrc.get(kind)
+
+    async def accept_offer(self, offer_sdp: str, lines: Sequence[LinePlan]) -> str:
+        """Answer an offer whose m-lines follow `lines` (the role's layout), in order."""
         sdp = filter_candidates(offer_sdp, self._policy.remote_networks)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except (AssertionError, ValueError, KeyError, IndexError, TypeError) as exc:
             # aiortc's parser reports malformed SDP with any of these
             raise OfferRefused(f"malformed SDP offer ({type(exc).__name__}: {exc})") from None
-        kinds = {t.kind for t in self._pc.getTransceivers()}
-        if not kinds & set(KINDS):
-            raise OfferRefused("the offer has no audio or video section")
-        for transceiver in self._pc.getTransceivers():
-            self._prepare(transceiver, send)
+        transceivers = self._pc.getTransceivers()
+        if [t.kind for t in transceivers] != [line.kind for line in lines]:
+            expected = ", ".join(line.kind for line in lines)
+            raise OfferRefused(f"the offer must have {len(lines)} m-lines in this order: {expected}")
+        for transceiver, line in zip(transceivers, lines, strict=True):
+            self._prepare(transceiver, line)
             self._guard_ice(transceiver.receiver.transport.transport.iceGatherer._connection)
-        answer = await self._pc.createAnswer()
-        await self._pc.setLocalDescription(answer)
-        self._learn_negotiated()
+        await self._pc.setLocalDescription(await self._pc.createAnswer())
+        self._learn_negotiated(transceivers, lines)
         return str(self._pc.localDescription.sdp)
 
-    def _prepare(self, transceiver: Any, send: bool) -> None:
+    def _prepare(self, transceiver: Any, line: LinePlan) -> None:
         kind = transceiver.kind
-        mime = FORWARDED_CODECS.get(kind)
         caps = RTCRtpSender.getCapabilities(kind).codecs
-        transceiver.setCodecPreferences([c for c in caps if c.mimeType in (mime, f"{kind}/rtx")])
-        if send and transceiver.sender.track is None:
+        wanted = (FORWARDED_CODECS[kind], f"{kind}/rtx")
+        transceiver.setCodecPreferences([c for c in caps if c.mimeType in wanted])
+        if line.slot is not None:
             transceiver.sender.replaceTrack(HoldTrack(kind))
+            if line.slot.startswith("program-"):  # program audio and video: one stream, lip sync
+                transceiver.sender._stream_id = "program"
+            direction = "sendrecv" if line.send else "sendonly"
+        else:
+            direction = "recvonly" if line.send else "inactive"
         # aiortc answers with this direction intersected with the offer's (reversed)
-        transceiver.direction = "sendrecv" if send else "recvonly"
+        transceiver.direction = direction
         transceiver.sender._send_rtcp = _suppressed_rtcp
 
     def _guard_ice(self, connection: Any) -> None:
@@ -184,71 +209,88 @@ class PeerLink:
         connection.request_received = guarded
         connection._hallbridge_guarded = True
 
-    def _learn_negotiated(self) -> None:
-        for transceiver in self._pc.getTransceivers():
-            kind, codecs = transceiver.kind, transceiver._codecs
+    def _learn_negotiated(self, transceivers: list[Any], lines: Sequence[LinePlan]) -> None:
+        for transceiver, line in zip(transceivers, lines, strict=True):
+            kind = transceiver.kind
             ext = {e.uri: e.id for e in transceiver._headerExtensions}
-            pts = {c.payloadType: c for c in codecs if c.payloadType is not None}
-            self._kind_by_pt.update(dict.fromkeys(pts, kind))
-            primary = [(pt, c) for pt, c in pts.items() if c.mimeType == FORWARDED_CODECS[kind]]
+            primary = [c for c in transceiver._codecs
+                       if c.mimeType == FORWARDED_CODECS[kind] and c.payloadType is not None]
             if not primary:
                 continue
-            self._inbound_ext[kind] = ext
-            if transceiver.currentDirection in ("sendrecv", "sendonly"):
-                pt, codec = primary[0]
-                self._outbound[kind] = StreamInfo(transceiver.sender._ssrc, pt, codec.clockRate, ext)
+            codec = primary[0]
+            direction = transceiver.currentDirection
+            if line.send and direction in ("sendrecv", "recvonly"):
+                self._kind_by_pt[codec.payloadType] = kind
+                self._inbound_ext.setdefault(kind, ext)
+            if line.slot is not None and direction in ("sendrecv", "sendonly"):
+                rtx = [c.payloadType for c in transceiver._codecs if c.mimeType.endswith("/rtx")
+                       and c.parameters.get("apt") == codec.payloadType]
+                self._slots.append(SlotInfo(
+                    line.slot, kind, str(transceiver.mid), transceiver.sender._ssrc,
+                    codec.payloadType, codec.clockRate, ext, rtx[0] if rtx else None,
+                    transceiver.sender._rtx_ssrc if rtx else None))
             dtls = transceiver.receiver.transport
-            if dtls is not self._dtls and dtls is not None:
+            if dtls is not None and dtls is not self._dtls:
                 self._tap(dtls)
 
     def _tap(self, dtls: Any) -> None:
+        """Take decrypted SRTP straight from the socket callback: no queue, no task hop."""
         self._dtls = dtls
-        dtls._handle_rtp_data = self._on_rtp_data
-        dtls._handle_rtcp_data = self._on_rtcp_data
+        connection = dtls.transport._connection
+        queued = connection.data_received
 
-    async def _on_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
-        if len(data) < 12:
-            return
-        kind = self._kind_by_pt.get(data[1] & 0x7F)
+        def received(data: bytes, component: int) -> None:
+            rx = dtls._rx_srtp
+            if rx is None or not 127 < data[0] < 192:
+                queued(data, component)  # DTLS and anything before keys: the stock path
+                return
+            try:
+                if is_rtcp(data):
+                    self._listener.on_rtcp(self._pid, rx.unprotect_rtcp(data))
+                else:
+                    self._on_rtp(rx.unprotect(data))
+            except pylibsrtp.Error:
+                self.ignored_packets += 1
+
+        connection.data_received = received
+
+    def _on_rtp(self, data: bytes) -> None:
+        kind = self._kind_by_pt.get(data[1] & 0x7F) if len(data) >= 12 else None
         if kind is None:
+            self.ignored_packets += 1
             return
         if kind not in self._remote_ssrc:
             self._remote_ssrc[kind] = int.from_bytes(data[8:12], "big")
-        self._listener.on_rtp(self.participant_id, kind, data)
+        self._listener.on_rtp(self._pid, kind, data)
 
-    async def _on_rtcp_data(self, data: bytes) -> None:
-        for media_ssrc in _keyframe_requests(data):
-            for kind, info in self._outbound.items():
-                if info.ssrc == media_ssrc:
-                    self._listener.on_keyframe_request(self.participant_id, kind)
-
-    def send_rtp(self, packet: bytes | bytearray) -> bool:
+    def send_rtp(self, packet: bytes) -> bool:
         """SRTP-protect and send one packet; False when it was dropped (not connected, backlog)."""
-        srtp = getattr(self._dtls, "_tx_srtp", None)
-        connection = getattr(getattr(self._dtls, "transport", None), "_connection", None)
-        pair = connection._nominated.get(1) if connection is not None else None
-        if srtp is None or pair is None or pair.protocol.transport is None:
+        sink = self._sink()
+        if sink is None:
             return False
-        transport = pair.protocol.transport
+        srtp, transport, addr = sink
         if transport.get_write_buffer_size() > SEND_BUFFER_LIMIT:
             return False
-        transport.sendto(srtp.protect(bytes(packet)), pair.remote_addr)
+        transport.sendto(srtp.protect(packet), addr)
         return True
 
     def send_rtcp(self, packet: bytes) -> bool:
-        srtp = getattr(self._dtls, "_tx_srtp", None)
-        connection = getattr(getattr(self._dtls, "transport", None), "_connection", None)
-        pair = connection._nominated.get(1) if connection is not None else None
-        if srtp is None or pair is None or pair.protocol.transport is None:
+        sink = self._sink()
+        if sink is None:
             return False
-        pair.protocol.transport.sendto(srtp.protect_rtcp(packet), pair.remote_addr)
+        srtp, transport, addr = sink
+        transport.sendto(srtp.protect_rtcp(packet), addr)
         return True
 
-    def request_keyframe(self, kind: str = "video") -> bool:
-        media_ssrc = self._remote_ssrc.get(kind)
-        own = self._outbound.get(kind)
-        sender_ssrc = own.ssrc if own else 1
-        return media_ssrc is not None and self.send_rtcp(pli(sender_ssrc, media_ssrc))
+    def _sink(self) -> tuple[Any, Any, tuple[str, int]] | None:
+        dtls = self._dtls
+        srtp = getattr(dtls, "_tx_srtp", None)
+        if srtp is None:
+            return None
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None or pair.protocol.transport is None:
+            return None
+        return srtp, pair.protocol.transport, pair.remote_addr
 
     def _on_state(self) -> None:
         self._on_state_change(self.state)
@@ -261,20 +303,4 @@ async def _suppressed_rtcp(packets: list[Any]) -> None:
     """The stock sender's reports describe packets it never sent: the router reports instead."""
 
 
-def _keyframe_requests(data: bytes) -> list[int]:
-    """Media SSRCs named by the PLI/FIR messages of a compound RTCP packet."""
-    out, i = [], 0
-    while i + 4 <= len(data):
-        first, packet_type, words = data[i], data[i + 1], struct.unpack_from("!H", data, i + 2)[0]
-        end = i + 4 + 4 * words
-        if packet_type == RTCP_PSFB and end <= len(data) and end - i >= 12:
-            fmt = first & 0x1F
-            if fmt == RTCP_PSFB_PLI:
-                out.append(struct.unpack_from("!I", data, i + 8)[0])
-            elif fmt == RTCP_PSFB_FIR and end - i >= 16:
-                out.append(struct.unpack_from("!I", data, i + 12)[0])
-        i = end
-    return out
-
-
-__all__ = ["IcePolicy", "PeerLink", "PeerListener", "StreamInfo"]
+__all__ = ["IcePolicy", "LinePlan", "OfferRefused", "PeerLink", "PeerListener", "SlotInfo"]

@@ -1,13 +1,17 @@
 """Pure forwarding decisions: which source's packets go out, and with which numbers.
 
-`ProgramGate` decides, per media kind, whether a packet of a source is forwarded; video switches
-only on a keyframe of the new source. `OutStream` keeps one site's outbound numbering continuous
-across any number of switches. Time (`now`, seconds) is passed in; nothing here awaits.
+Per site and slot, `Route` decides forward or drop (video switches only on a keyframe of the new
+source), `OutStream` gives the rewritten sequence number and timestamp (continuous across any
+number of switches), `History` keeps what a NACK may ask for again, `Throttle` spaces keyframe
+requests. Time (`now`, seconds) is passed in; nothing here awaits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
@@ -66,49 +70,56 @@ class OutStream:
 
 
 @dataclass(slots=True)
-class ProgramGate:
-    """Which source is forwarded for one media kind; video waits for the new source's keyframe."""
+class Route:
+    """Which source one slot forwards; video switches only on a keyframe of the new source.
+
+    Until that keyframe arrives the old source keeps flowing (no frozen or broken picture).
+    """
 
     needs_keyframe: bool
-    keyframe_interval_s: float
     current: str | None = None
     pending: str | None = None
-    _last_request: float = field(default=float("-inf"))
 
-    def set_program(self, source: str | None, now: float) -> str | None:
-        """Choose the program source; returns the source to ask for a keyframe now, if any."""
-        if source == self.current or not self.needs_keyframe or self.current is None:
+    def want(self, source: str | None) -> bool:
+        """Choose the slot's source; True when a keyframe must be asked of it now."""
+        if source == self.current:
+            self.pending = None
+            return False
+        if source is None or not self.needs_keyframe:
             self.current, self.pending = source, None
-            if source is not None and self.needs_keyframe:
-                return self._request(now)
-            return None
+            return False
         self.pending = source
-        self._last_request = float("-inf")
-        return self._request(now)
+        return True
 
     def admit(self, source: str, keyframe_start: bool) -> bool:
-        """Forward this packet? Completes a pending switch on the new source's keyframe."""
+        """Forward this packet of `source`? Completes a pending switch on its keyframe."""
         if source == self.pending and keyframe_start:
             self.current, self.pending = source, None
             return True
         return source == self.current
 
-    def keyframe_due(self, now: float) -> str | None:
-        """While a switch waits, the source to ask again for a keyframe (throttled)."""
-        if self.pending is None or now - self._last_request < self.keyframe_interval_s:
-            return None
-        return self._request(now)
-
     def source_gone(self, source: str) -> None:
-        """A source left: a pending switch completes at once, the program stops if it was on air."""
         if source == self.pending:
             self.pending = None
-        elif source == self.current:
-            self.current, self.pending = self.pending, None
+        if source == self.current:
+            self.current = None
 
-    def _request(self, now: float) -> str | None:
-        self._last_request = now
-        return self.pending or self.current
+
+class History(Generic[T]):
+    """The last `size` packets of one outbound stream by sequence number (NACK service)."""
+
+    __slots__ = ("_items", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: list[tuple[int, T] | None] = [None] * size
+
+    def put(self, sequence: int, item: T) -> None:
+        self._items[sequence % self._size] = (sequence, item)
+
+    def get(self, sequence: int) -> T | None:
+        entry = self._items[sequence % self._size]
+        return entry[1] if entry is not None and entry[0] == sequence else None
 
 
 @dataclass(slots=True)

@@ -1,50 +1,59 @@
 """The media hub: one peer connection per participant, negotiated in order, freed on leave.
 
-Owns every PeerLink and the tasks that close them; reports media state upward through
-`MediaObserver`. A participant that offers again (a rejoin) gets a fresh peer connection in the
-same slot: aiortc has no ICE restart.
+Owns every PeerLink, the media router, and the one periodic task that sends RTCP reports.
+Reports upward through `MediaObserver`: media state, and the quality each publisher should send.
+A participant that offers again (a rejoin) gets a fresh peer connection in the same slot: aiortc
+has no ICE restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from bridge.media.aiortc_adapter import IcePolicy, PeerLink
-from bridge.media.router import ProgramRouter
+from bridge.media.policy import Line, Scene, quality_for
+from bridge.media.router import MediaRouter
 
 log = logging.getLogger(__name__)
 MAX_SDP_BYTES = 64 * 1024
+RTCP_INTERVAL_S = 1.0  # receiver/sender reports and REMB (RFC 3550 minimum is 5 s; WebRTC uses ~1 s)
 
 
 class MediaObserver(Protocol):
     def media_state(self, participant_id: str, state: str) -> None: ...
 
+    def media_quality(self, participant_id: str, level: str) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
-class MediaRole:
-    """What the bridge does with a participant's media."""
+class Member:
+    lines: tuple[Line, ...]
 
-    publishes: bool  # its audio/video may become the program
-    receives: bool  # it is sent the program
+    @property
+    def publishes(self) -> bool:
+        return any(line.send for line in self.lines)
 
 
 class MediaHub:
-    def __init__(self, policy: IcePolicy, router: ProgramRouter, observer: MediaObserver,
+    def __init__(self, policy: IcePolicy, router: MediaRouter, observer: MediaObserver,
                  link_factory: Callable[..., PeerLink] = PeerLink) -> None:
         self._policy = policy
         self._router = router
         self._observer = observer
         self._factory = link_factory
         self._links: dict[str, PeerLink] = {}
-        self._roles: dict[str, MediaRole] = {}
+        self._members: dict[str, Member] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._quality: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
 
     @property
-    def router(self) -> ProgramRouter:
+    def router(self) -> MediaRouter:
         return self._router
 
     def link(self, participant_id: str) -> PeerLink | None:
@@ -53,7 +62,10 @@ class MediaHub:
     def link_count(self) -> int:
         return len(self._links)
 
-    async def offer(self, participant_id: str, role: MediaRole, sdp: str) -> str:
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._report_loop(), name="rtcp-reports")
+
+    async def offer(self, participant_id: str, lines: Sequence[Line], sdp: str) -> str:
         """Answer a participant's offer with a new peer connection (an old one is closed first)."""
         async with self._lock(participant_id):
             await self._close(participant_id)
@@ -62,9 +74,9 @@ class MediaHub:
                                  lambda state: self._on_state(holder[0], state))
             holder.append(link)
             self._links[participant_id] = link
-            self._roles[participant_id] = role
+            self._members[participant_id] = Member(tuple(lines))
             try:
-                return await link.accept_offer(sdp, send=role.receives)
+                return await link.accept_offer(sdp, lines)
             except Exception:
                 await self._close(participant_id)
                 raise
@@ -75,15 +87,26 @@ class MediaHub:
         self._locks.pop(participant_id, None)
 
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         for participant_id in list(self._links):
             await self.leave(participant_id)
+
+    def set_scene(self, scene: Scene) -> None:
+        self._router.set_scene(scene)
+        for participant_id in self._links:
+            self._tell_quality(participant_id)
 
     def _lock(self, participant_id: str) -> asyncio.Lock:
         return self._locks.setdefault(participant_id, asyncio.Lock())
 
     async def _close(self, participant_id: str) -> None:
         link = self._links.pop(participant_id, None)
-        self._roles.pop(participant_id, None)
+        self._members.pop(participant_id, None)
+        self._quality.pop(participant_id, None)
         if link is None:
             return
         self._router.remove(participant_id)
@@ -91,14 +114,31 @@ class MediaHub:
 
     def _on_state(self, link: PeerLink, state: str) -> None:
         participant_id = link.participant_id
-        role = self._roles.get(participant_id)
-        if self._links.get(participant_id) is not link or role is None:
+        member = self._members.get(participant_id)
+        if self._links.get(participant_id) is not link or member is None:
             return  # a replaced or closed link: its slot belongs to someone newer
         if state == "connected":
-            if role.publishes:
-                self._router.add_source(link)
-            if role.receives:
-                self._router.add_sink(link)
+            if member.publishes:
+                self._router.add_publisher(link)
+                self._tell_quality(participant_id)
+            self._router.add_receiver(link, [(s.name, s) for s in link.slots])
         elif state in ("failed", "closed"):
             self._router.remove(participant_id)
         self._observer.media_state(participant_id, state)
+
+    def _tell_quality(self, participant_id: str) -> None:
+        member = self._members.get(participant_id)
+        if member is None or not member.publishes:
+            return
+        level = quality_for(self._router.scene, participant_id)
+        if self._quality.get(participant_id) != level:
+            self._quality[participant_id] = level
+            self._observer.media_quality(participant_id, level)
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RTCP_INTERVAL_S)
+            try:
+                self._router.tick()
+            except Exception:  # a report is never worth the loop: log and carry on
+                log.exception("RTCP reports failed")

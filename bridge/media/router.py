@@ -1,28 +1,45 @@
-"""The program router: applies the forwarder's decisions to real endpoints.
+"""The media router: applies the pure forwarding decisions to real endpoints.
 
-Per incoming packet: parse once, ask the kind's `ProgramGate`, build one template per extension
-layout, then per site patch the numbers (`OutStream`) and send. Runs synchronously in the
-receiving callback: no queue, no task, nothing that waits.
+Per incoming packet: parse once, count it for the publisher's receiver reports, drop muted audio,
+then for the slots that want this source only: admit (keyframe-gated), render the site's numbers
+on a template shared per extension layout, keep it for NACKs, send. It runs synchronously in the
+receive callback: no queue, no task, nothing that waits. `tick()` sends the periodic RTCP
+(receiver reports and REMB to publishers, translated sender reports to every site).
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bridge.media.forwarder import OutStream, ProgramGate, Throttle
+from bridge.media import rtcp
+from bridge.media.forwarder import History, OutStream, Route, Throttle
+from bridge.media.policy import Scene, quality_for, source_for
 from bridge.media.rtp import (
     FORWARDED_URIS,
+    URI_AUDIO_LEVEL,
+    Template,
     build_template,
     parse_header,
-    patch,
+    render,
+    render_rtx,
     vp8_is_keyframe_start,
 )
+from bridge.media.stats import StreamStats
+
+HISTORY_PACKETS = 512  # per video slot: ~3 s of a 1.5 Mbps program
+AudioLevelListener = Callable[[str, int, bool, float], None]  # source, -dBov, voice, now
 
 
-class StreamLayout(Protocol):
+class SlotLayout(Protocol):
+    """What the negotiation fixed for one stream the bridge sends (PeerLink's SlotInfo)."""
+
+    @property
+    def kind(self) -> str: ...
+
     @property
     def ssrc(self) -> int: ...
 
@@ -35,142 +52,344 @@ class StreamLayout(Protocol):
     @property
     def extension_ids(self) -> dict[str, int]: ...
 
+    @property
+    def rtx_payload_type(self) -> int | None: ...
+
+    @property
+    def rtx_ssrc(self) -> int | None: ...
+
 
 class Endpoint(Protocol):
-    """A participant's media connection, as the router needs it (PeerLink implements it)."""
+    """A participant's media connection as the router needs it (PeerLink implements it)."""
 
-    participant_id: str
-
-    def outbound(self, kind: str) -> StreamLayout | None: ...
+    @property
+    def participant_id(self) -> str: ...
 
     def inbound_extension_ids(self, kind: str) -> dict[str, int]: ...
 
-    def send_rtp(self, packet: bytes | bytearray) -> bool: ...
+    def send_rtp(self, packet: bytes) -> bool: ...
 
-    def request_keyframe(self, kind: str = "video") -> bool: ...
+    def send_rtcp(self, packet: bytes) -> bool: ...
+
+    def remote_ssrc(self, kind: str) -> int | None: ...
 
 
 @dataclass(slots=True)
-class _Sink:
+class Slot:
+    """One stream the bridge sends to one participant."""
+
+    participant: str
+    name: str
     endpoint: Endpoint
+    layout: SlotLayout
+    route: Route
     stream: OutStream
     layout_key: tuple[int | None, ...]
     extension_ids: dict[str, int]
+    history: History[tuple[Template, int]] | None
+    rtx_sequence: int = 0
+    sent: int = 0
     dropped: int = 0
+    retransmitted: int = 0
+    remote_loss: float = 0.0  # fraction the site reports lost (RTCP RR)
+    remote_jitter: int = 0
+    rtt_ms: float | None = None
+    last_sr: dict[int, float] = field(default_factory=dict)  # middle NTP bits -> sent at
+
+
+@dataclass(slots=True)
+class Publisher:
+    endpoint: Endpoint
+    rtcp_ssrc: int
+    stats: dict[str, StreamStats] = field(default_factory=dict)  # kind -> stats
+    # kind -> the last sender report (NTP time, RTP timestamp) and when it arrived (monotonic s)
+    reports: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+    keyframes: Throttle = field(default_factory=lambda: Throttle(0.5))
+    remb_bps: int = 0
+    level_ext: int | None = None
 
 
 @dataclass(slots=True)
 class RouterStats:
-    received: dict[str, int] = field(default_factory=dict)  # participant -> packets in
-    forwarded: int = 0  # packets sent, all sites together
-    dropped: int = 0  # packets a site could not take (not connected, backlog)
+    received: int = 0
+    forwarded: int = 0
+    dropped: int = 0
+    muted: int = 0
+    keyframe_requests: int = 0
+    retransmitted: int = 0
 
 
-class ProgramRouter:
-    """Forwards the program source's audio and video to every receiving endpoint."""
-
-    def __init__(self, keyframe_interval_s: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+class MediaRouter:
+    def __init__(self, scene: Scene, keyframe_interval_s: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic,
+                 bitrates_bps: dict[str, int] | None = None) -> None:
         self._clock = clock
-        self._gates = {"audio": ProgramGate(False, keyframe_interval_s),
-                       "video": ProgramGate(True, keyframe_interval_s)}
-        self._sinks: dict[str, dict[str, _Sink]] = {"audio": {}, "video": {}}
-        self._sources: dict[str, Endpoint] = {}
-        self._upstream_pli: dict[str, Throttle] = {}
         self._interval = keyframe_interval_s
+        self._scene = scene
+        self._bitrates = bitrates_bps or {"high": 1_500_000, "thumbnail": 150_000}
+        self._publishers: dict[str, Publisher] = {}
+        self._slots: dict[tuple[str, str], Slot] = {}
+        self._by_ssrc: dict[int, Slot] = {}
+        self._by_source: dict[tuple[str, str], dict[tuple[str, str], Slot]] = {}
+        self._muted: set[str] = set()
+        self.on_audio_level: AudioLevelListener | None = None
         self.stats = RouterStats()
 
     @property
-    def program(self) -> str | None:
-        return self._gates["video"].pending or self._gates["video"].current
+    def scene(self) -> Scene:
+        return self._scene
 
-    def add_source(self, endpoint: Endpoint) -> None:
-        self._sources[endpoint.participant_id] = endpoint
-        self._upstream_pli[endpoint.participant_id] = Throttle(self._interval)
-        if endpoint.participant_id == self.program:
-            self._request_keyframe(endpoint.participant_id, force=True)
+    # -- membership ----------------------------------------------------------------------
 
-    def add_sink(self, endpoint: Endpoint) -> None:
-        """Start sending the program to an endpoint whose negotiation is complete."""
-        for kind, sinks in self._sinks.items():
-            layout = endpoint.outbound(kind)
-            if layout is None:
-                continue
+    def add_publisher(self, endpoint: Endpoint) -> None:
+        pid = endpoint.participant_id
+        pub = Publisher(endpoint, random.getrandbits(32) or 1, keyframes=Throttle(self._interval))
+        pub.level_ext = endpoint.inbound_extension_ids("audio").get(URI_AUDIO_LEVEL)
+        pub.remb_bps = self._bitrates[quality_for(self._scene, pid)]
+        self._publishers[pid] = pub
+        if any(s.route.pending == pid for s in self._slots.values()):
+            self._request_keyframe(pid, force=True)
+
+    def add_receiver(self, endpoint: Endpoint, slots: list[tuple[str, SlotLayout]]) -> None:
+        pid = endpoint.participant_id
+        for name, layout in slots:
             ids = {u: layout.extension_ids[u] for u in FORWARDED_URIS if u in layout.extension_ids}
-            key = tuple(ids.get(u) for u in FORWARDED_URIS)
-            sinks[endpoint.participant_id] = _Sink(
-                endpoint, OutStream(layout.ssrc, layout.payload_type, layout.clock_rate), key, ids)
-        if self.program is not None:
-            self._request_keyframe(self.program, force=True)
+            slot = Slot(
+                pid, name, endpoint, layout, Route(layout.kind == "video"),
+                OutStream(layout.ssrc, layout.payload_type, layout.clock_rate,
+                          random.getrandbits(16), random.getrandbits(32)),
+                tuple(ids.get(u) for u in FORWARDED_URIS), ids,
+                History(HISTORY_PACKETS) if layout.kind == "video" else None,
+                random.getrandbits(16))
+            self._slots[(pid, name)] = slot
+            self._by_ssrc[layout.ssrc] = slot
+            self._route(slot, source_for(self._scene, pid, name))
 
     def remove(self, participant_id: str) -> None:
-        for sinks in self._sinks.values():
-            sinks.pop(participant_id, None)
-        self._sources.pop(participant_id, None)
-        self._upstream_pli.pop(participant_id, None)
-        for gate in self._gates.values():
-            gate.source_gone(participant_id)
+        self._publishers.pop(participant_id, None)
+        for key in [k for k in self._slots if k[0] == participant_id]:
+            slot = self._slots.pop(key)
+            self._by_ssrc.pop(slot.layout.ssrc, None)
+            self._unindex(slot, slot.route.current)
+            self._unindex(slot, slot.route.pending)
+        for slots in self._by_source.values():
+            for slot in list(slots.values()):
+                if participant_id in (slot.route.current, slot.route.pending):
+                    self._unindex(slot, participant_id)
+                    slot.route.source_gone(participant_id)
 
-    def set_program(self, source: str | None) -> None:
-        now = self._clock()
-        for gate in self._gates.values():
-            wanted = gate.set_program(source, now)
-            if wanted is not None:
-                self._request_keyframe(wanted, force=True)
+    def slots_of(self, participant_id: str) -> list[Slot]:
+        return [s for k, s in self._slots.items() if k[0] == participant_id]
 
-    def sink_count(self, kind: str) -> int:
-        return len(self._sinks[kind])
+    def publisher_stats(self, participant_id: str) -> dict[str, StreamStats]:
+        pub = self._publishers.get(participant_id)
+        return dict(pub.stats) if pub else {}
 
-    # -- PeerListener half: called from the adapter's receive path --------------------------
+    # -- control -------------------------------------------------------------------------
+
+    def set_scene(self, scene: Scene) -> None:
+        """Re-route every slot for a new scene (program switch, listen-in, heard sources)."""
+        self._scene = scene
+        for slot in self._slots.values():
+            self._route(slot, source_for(scene, slot.participant, slot.name))
+        for pid, pub in self._publishers.items():
+            pub.remb_bps = self._bitrates[quality_for(scene, pid)]
+
+    def set_muted(self, source: str, muted: bool) -> None:
+        """A muted source's audio is dropped here, whatever its browser sends."""
+        if muted:
+            self._muted.add(source)
+        else:
+            self._muted.discard(source)
+
+    def is_muted(self, source: str) -> bool:
+        return source in self._muted
+
+    def _route(self, slot: Slot, source: str | None) -> None:
+        before = (slot.route.current, slot.route.pending)
+        ask = slot.route.want(source)
+        after = (slot.route.current, slot.route.pending)
+        for old in set(before) - set(after):
+            self._unindex(slot, old)
+        for new in set(after) - set(before):
+            if new is not None:
+                self._by_source.setdefault((new, slot.layout.kind), {})[(slot.participant, slot.name)] = slot
+        if ask and source is not None:
+            self._request_keyframe(source, force=True)
+
+    def _unindex(self, slot: Slot, source: str | None) -> None:
+        index = self._by_source.get((source, slot.layout.kind)) if source is not None else None
+        if index is not None:
+            index.pop((slot.participant, slot.name), None)
+
+    # -- the packet path -----------------------------------------------------------------
 
     def on_rtp(self, participant_id: str, kind: str, data: bytes) -> None:
-        received = self.stats.received
-        received[participant_id] = received.get(participant_id, 0) + 1
-        gate = self._gates.get(kind)
+        pub = self._publishers.get(participant_id)
         header = parse_header(data)
-        if gate is None or header is None:
+        if pub is None or header is None:
             return
-        keyframe = kind == "video" and vp8_is_keyframe_start(
-            memoryview(data)[header.payload_offset :])
-        if not gate.admit(participant_id, keyframe):
-            due = gate.keyframe_due(self._clock())
-            if due is not None:
-                self._request_keyframe(due, force=True)
-            return
-        source = self._sources.get(participant_id)
-        if source is None:
-            return
-        source_ids = source.inbound_extension_ids(kind)
         now = self._clock()
-        templates: dict[tuple[int | None, ...], bytearray] = {}
-        for sink_id, sink in self._sinks[kind].items():
-            if sink_id == participant_id:
-                continue
-            template = templates.get(sink.layout_key)
-            if template is None:
-                template = build_template(data, header, source_ids, sink.extension_ids)
-                templates[sink.layout_key] = template
-            packet = bytearray(template)
-            stream = sink.stream
-            seq, ts = stream.rewrite(participant_id, header.sequence, header.timestamp, now)
-            patch(packet, stream.payload_type, seq, ts, stream.ssrc)
-            if sink.endpoint.send_rtp(packet):
-                self.stats.forwarded += 1
-                stream.octets += len(packet)
-            else:
-                sink.dropped += 1
-                self.stats.dropped += 1
-
-    def on_keyframe_request(self, participant_id: str, kind: str) -> None:
-        """A site lost the picture: one throttled PLI to the current program source."""
-        program = self._gates["video"].current
-        if kind == "video" and program is not None:
-            self._request_keyframe(program, force=False)
-
-    def _request_keyframe(self, source_id: str, force: bool) -> None:
-        source = self._sources.get(source_id)
-        throttle = self._upstream_pli.get(source_id)
-        if source is None or throttle is None:
+        self.stats.received += 1
+        stats = pub.stats.get(kind)
+        if stats is None or stats.ssrc != header.ssrc:
+            stats = pub.stats[kind] = StreamStats(header.ssrc, 48000 if kind == "audio" else 90000)
+        stats.add(header.sequence, header.timestamp, len(data), now)
+        if kind == "audio":
+            if self.on_audio_level is not None and pub.level_ext is not None:
+                value = header.extensions.get(pub.level_ext)
+                if value:
+                    self.on_audio_level(participant_id, value[0] & 0x7F, bool(value[0] & 0x80), now)
+            if participant_id in self._muted:
+                self.stats.muted += 1
+                return
+        slots = self._by_source.get((participant_id, kind))
+        if not slots:
             return
-        if throttle.allow(self._clock()) or force:
-            source.request_keyframe("video")
+        keyframe = kind == "video" and vp8_is_keyframe_start(memoryview(data)[header.payload_offset :])
+        source_ids: dict[str, int] | None = None
+        templates: dict[tuple[int | None, ...], Template] = {}
+        waiting = False
+        for slot in list(slots.values()):
+            previous = slot.route.current
+            if not slot.route.admit(participant_id, keyframe):
+                waiting = waiting or slot.route.pending == participant_id
+                continue
+            if previous is not None and previous != participant_id:
+                self._unindex(slot, previous)  # the switch completed on this keyframe
+            template = templates.get(slot.layout_key)
+            if template is None:
+                if source_ids is None:
+                    source_ids = pub.endpoint.inbound_extension_ids(kind)
+                template = build_template(data, header, source_ids, slot.extension_ids)
+                templates[slot.layout_key] = template
+            self._forward(slot, participant_id, header.sequence, header.timestamp, template, now)
+        if waiting and pub.keyframes.allow(now):
+            self._send_pli(pub)
+
+    def _forward(self, slot: Slot, source: str, sequence: int, timestamp: int,
+                 template: Template, now: float) -> None:
+        stream = slot.stream
+        seq, ts = stream.rewrite(source, sequence, timestamp, now)
+        packet = render(template, stream.payload_type, seq, ts, stream.ssrc)
+        if slot.history is not None:
+            slot.history.put(seq, (template, ts))
+        if slot.endpoint.send_rtp(packet):
+            slot.sent += 1
+            stream.octets += len(packet)
+            self.stats.forwarded += 1
+        else:
+            slot.dropped += 1
+            self.stats.dropped += 1
+
+    # -- feedback ------------------------------------------------------------------------
+
+    def on_rtcp(self, participant_id: str, data: bytes) -> None:
+        now = self._clock()
+        for record in rtcp.parse(data):
+            if isinstance(record, rtcp.Pli):
+                self._on_pli(participant_id, record.media_ssrc)
+            elif isinstance(record, rtcp.Nack):
+                self._on_nack(participant_id, record)
+            elif isinstance(record, rtcp.SenderReport):
+                self._on_sender_report(participant_id, record, now)
+            if isinstance(record, rtcp.ReceiverReport):
+                self._on_receiver_report(participant_id, record, now)
+
+    def _own_slot(self, participant_id: str, ssrc: int) -> Slot | None:
+        slot = self._by_ssrc.get(ssrc)
+        return slot if slot is not None and slot.participant == participant_id else None
+
+    def _on_pli(self, participant_id: str, media_ssrc: int) -> None:
+        slot = self._own_slot(participant_id, media_ssrc)
+        if slot is not None and slot.layout.kind == "video" and slot.route.current is not None:
+            self._request_keyframe(slot.route.current, force=False)
+
+    def _on_nack(self, participant_id: str, nack: rtcp.Nack) -> None:
+        slot = self._own_slot(participant_id, nack.media_ssrc)
+        if slot is None or slot.history is None:
+            return
+        layout = slot.layout
+        for seq in nack.lost:
+            item = slot.history.get(seq)
+            if item is None:
+                continue
+            template, ts = item
+            if layout.rtx_payload_type is not None and layout.rtx_ssrc is not None:
+                packet = render_rtx(template, layout.rtx_payload_type, slot.rtx_sequence, ts,
+                                    layout.rtx_ssrc, seq)
+                slot.rtx_sequence = (slot.rtx_sequence + 1) & 0xFFFF
+            else:
+                packet = render(template, layout.payload_type, seq, ts, layout.ssrc)
+            if slot.endpoint.send_rtp(packet):
+                slot.retransmitted += 1
+                self.stats.retransmitted += 1
+
+    def _on_sender_report(self, participant_id: str, sr: rtcp.SenderReport, now: float) -> None:
+        pub = self._publishers.get(participant_id)
+        if pub is None:
+            return
+        for kind, stats in pub.stats.items():
+            if stats.ssrc == sr.ssrc:
+                pub.reports[kind] = (sr.ntp, sr.rtp_timestamp, now)
+                stats.sender_report(sr.ntp, now)
+
+    def _on_receiver_report(self, participant_id: str, rr: rtcp.ReceiverReport, now: float) -> None:
+        for block in rr.blocks:
+            slot = self._own_slot(participant_id, block.ssrc)
+            if slot is None:
+                continue
+            slot.remote_loss = block.fraction_lost / 256
+            slot.remote_jitter = block.jitter
+            sent_at = slot.last_sr.get(block.lsr)
+            if block.lsr and sent_at is not None:
+                slot.rtt_ms = max(0.0, (now - sent_at - block.dlsr / 65536) * 1000)
+
+    def _request_keyframe(self, source: str, force: bool) -> None:
+        pub = self._publishers.get(source)
+        if pub is None:
+            return
+        if pub.keyframes.allow(self._clock()) or force:
+            self._send_pli(pub)
+
+    def _send_pli(self, pub: Publisher) -> None:
+        media = pub.endpoint.remote_ssrc("video")
+        if media is not None and pub.endpoint.send_rtcp(rtcp.pli(pub.rtcp_ssrc, media)):
+            self.stats.keyframe_requests += 1
+
+    # -- periodic RTCP -------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Send receiver reports and REMB to publishers, sender reports to every slot."""
+        now = self._clock()
+        for pub in self._publishers.values():
+            blocks = tuple(s.report(now) for s in pub.stats.values())
+            if not blocks:
+                continue
+            packet = rtcp.receiver_report(pub.rtcp_ssrc, blocks)
+            video = pub.stats.get("video")
+            if video is not None and pub.remb_bps:
+                packet += rtcp.remb(pub.rtcp_ssrc, pub.remb_bps, [video.ssrc])
+            pub.endpoint.send_rtcp(packet)
+        for slot in self._slots.values():
+            self._send_sender_report(slot, now)
+
+    def _send_sender_report(self, slot: Slot, now: float) -> None:
+        source = slot.route.current
+        pub = self._publishers.get(source) if source else None
+        if pub is None or slot.stream.packets == 0 or slot.stream.source != source:
+            return
+        report = pub.reports.get(slot.layout.kind)
+        if report is None:
+            return
+        # the source's own (NTP, RTP) pair, moved on by the time since it arrived, in this site's
+        # RTP clock: the site keeps the source's audio and video in sync (lip sync)
+        ntp, rtp_ts, arrived = report
+        elapsed = max(0.0, now - arrived)
+        ntp = (ntp + int(elapsed * (1 << 32))) & 0xFFFFFFFFFFFFFFFF
+        rtp_ts = (rtp_ts + int(elapsed * slot.layout.clock_rate)) & 0xFFFFFFFF
+        sr = rtcp.SenderReport(slot.layout.ssrc, ntp, slot.stream.to_site_timestamp(rtp_ts),
+                               slot.stream.packets, slot.stream.octets)
+        if slot.endpoint.send_rtcp(rtcp.sender_report(sr)):
+            middle = (ntp >> 16) & 0xFFFFFFFF
+            slot.last_sr = {middle: now}

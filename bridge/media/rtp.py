@@ -94,26 +94,44 @@ def build_extension_block(elements: list[tuple[int, bytes]]) -> bytes:
     return struct.pack("!HH", _ONE_BYTE_PROFILE, len(body) // 4) + bytes(body)
 
 
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A packet re-laid for one extension layout; numbers are written per site by `render`."""
+
+    first: int  # first header byte: V, P, X (CSRCs dropped)
+    marker: int  # 0x80 or 0
+    extensions: bytes  # RFC 8285 block with its preamble, or b""
+    payload: bytes  # payload and padding, as received
+
+
 def build_template(
     data: bytes, header: RtpHeader, source_ids: Mapping[str, int], sink_ids: Mapping[str, int]
-) -> bytearray:
-    """The packet re-laid for one extension layout: forwarded extensions only, with the sink's ids.
-
-    SSRC, sequence number, timestamp and payload type are patched per site afterwards.
-    """
+) -> Template:
+    """Forwarded extensions only, with the sink's ids. The MID is never forwarded."""
     elements = []
     for uri in FORWARDED_URIS:
         src_id, dst_id = source_ids.get(uri), sink_ids.get(uri)
         if src_id is not None and dst_id is not None and src_id in header.extensions:
             elements.append((dst_id, header.extensions[src_id]))
     block = build_extension_block(elements)
-    first = (data[0] & 0xE0) | (0x10 if block else 0)  # keep V and P, drop CSRCs, set X
-    out = bytearray(12 + len(block) + len(data) - header.payload_offset)
-    out[0] = first
-    out[1:12] = data[1:12]
-    out[12 : 12 + len(block)] = block
-    out[12 + len(block) :] = data[header.payload_offset :]
-    return out
+    first = (data[0] & 0xE0) | (0x10 if block else 0)
+    return Template(first, data[1] & 0x80, block, bytes(data[header.payload_offset :]))
+
+
+_HEADER = struct.Struct("!BBHII")
+
+
+def render(t: Template, payload_type: int, sequence: int, timestamp: int, ssrc: int) -> bytes:
+    """The packet for one site: its payload type, sequence number, timestamp and SSRC."""
+    head = _HEADER.pack(t.first, t.marker | payload_type, sequence, timestamp, ssrc)
+    return head + t.extensions + t.payload
+
+
+def render_rtx(t: Template, payload_type: int, sequence: int, timestamp: int, ssrc: int,
+               original_sequence: int) -> bytes:
+    """A retransmission in an RTX stream (RFC 4588): the original sequence number leads the payload."""
+    head = _HEADER.pack(t.first, t.marker | payload_type, sequence, timestamp, ssrc)
+    return head + t.extensions + struct.pack("!H", original_sequence) + t.payload
 
 
 def patch(packet: bytearray, payload_type: int, sequence: int, timestamp: int, ssrc: int) -> None:

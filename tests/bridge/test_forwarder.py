@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from bridge.media.forwarder import OutStream, ProgramGate, Throttle, seq_newer
+from bridge.media.forwarder import History, OutStream, Route, Throttle, seq_newer
 
 
 def test_numbers_are_continuous_across_switches_and_wrap() -> None:
@@ -33,44 +33,63 @@ def test_reordered_packet_of_the_same_source_keeps_its_place() -> None:
     assert (first, second, third) == (0, 1, 2)
 
 
-def test_switch_waits_for_a_keyframe_of_the_new_source() -> None:
-    gate = ProgramGate(needs_keyframe=True, keyframe_interval_s=0.5)
-    assert gate.set_program("hall", 0.0) == "hall"  # first source: ask for a keyframe
-    assert gate.admit("hall", False)
-    assert gate.set_program("a", 1.0) == "a"  # PLI to the new source at once
-    assert gate.admit("hall", False), "the old source keeps flowing until the keyframe"
-    assert not gate.admit("a", False), "no delta frames of the new source before its keyframe"
-    assert gate.keyframe_due(1.2) is None, "throttled"
-    assert gate.keyframe_due(1.6) == "a", "asked again after the interval"
-    assert gate.admit("a", True)
-    assert gate.current == "a" and gate.pending is None
-    assert not gate.admit("hall", True), "the old source stops at the switch"
-    assert gate.keyframe_due(5.0) is None
+def test_video_switch_waits_for_a_keyframe_of_the_new_source() -> None:
+    route = Route(needs_keyframe=True)
+    assert route.want("hall"), "first source: ask it for a keyframe"
+    assert not route.admit("hall", False), "nothing before the first keyframe"
+    assert route.admit("hall", True) and route.current == "hall"
+    assert route.want("a"), "a switch asks the new source for a keyframe at once"
+    assert route.admit("hall", False), "the old source keeps flowing until the keyframe"
+    assert not route.admit("a", False), "no delta frames of the new source before its keyframe"
+    assert route.admit("a", True)
+    assert route.current == "a" and route.pending is None
+    assert not route.admit("hall", True), "the old source stops at the switch"
 
 
 def test_audio_switches_at_once() -> None:
-    gate = ProgramGate(needs_keyframe=False, keyframe_interval_s=0.5)
-    gate.set_program("hall", 0.0)
-    assert gate.set_program("a", 1.0) is None
-    assert gate.admit("a", False) and not gate.admit("hall", False)
+    route = Route(needs_keyframe=False)
+    assert not route.want("hall")
+    assert route.admit("hall", False)
+    assert not route.want("a")
+    assert route.admit("a", False) and not route.admit("hall", False)
 
 
 def test_switch_back_before_the_keyframe_cancels_it() -> None:
-    gate = ProgramGate(needs_keyframe=True, keyframe_interval_s=0.5)
-    gate.set_program("hall", 0.0)
-    gate.set_program("a", 1.0)
-    gate.set_program("hall", 1.1)
-    assert gate.pending is None and gate.admit("hall", False) and not gate.admit("a", True)
+    route = Route(needs_keyframe=True)
+    route.want("hall")
+    route.admit("hall", True)
+    route.want("a")
+    assert not route.want("hall"), "already flowing: no keyframe needed"
+    assert route.pending is None and route.admit("hall", False) and not route.admit("a", True)
+
+
+def test_no_source() -> None:
+    route = Route(needs_keyframe=True)
+    route.want("hall")
+    route.admit("hall", True)
+    assert not route.want(None)
+    assert route.current is None and not route.admit("hall", True)
 
 
 def test_source_leaving() -> None:
-    gate = ProgramGate(needs_keyframe=True, keyframe_interval_s=0.5)
-    gate.set_program("hall", 0.0)
-    gate.set_program("a", 1.0)
-    gate.source_gone("hall")
-    assert gate.current == "a"
-    gate.source_gone("a")
-    assert gate.current is None and not gate.admit("a", True)
+    route = Route(needs_keyframe=True)
+    route.want("hall")
+    route.admit("hall", True)
+    route.want("a")
+    route.source_gone("hall")
+    assert route.current is None and route.pending == "a"
+    assert route.admit("a", True)
+
+
+def test_history_serves_recent_packets_only() -> None:
+    history: History[str] = History(4)
+    for seq in range(65533, 65536):
+        history.put(seq, f"p{seq}")
+    history.put(0, "p0")
+    history.put(1, "p1")  # overwrites 65533's cell
+    assert history.get(65533) is None
+    assert history.get(65535) == "p65535" and history.get(0) == "p0" and history.get(1) == "p1"
+    assert history.get(5) is None
 
 
 def test_throttle() -> None:

@@ -9,7 +9,8 @@ from bridge.media.rtp import (
     audio_level,
     build_template,
     parse_header,
-    patch,
+    render,
+    render_rtx,
     vp8_is_keyframe_start,
 )
 
@@ -45,32 +46,36 @@ def test_parse_refuses_garbage() -> None:
 
 
 def test_template_keeps_only_forwarded_extensions_with_the_sinks_ids() -> None:
-    data = rtp(ext=[(1, b"0"), (2, b"\x01\x02\x03"), (3, b"\x90")], csrcs=1)
+    data = rtp(ext=[(1, b"0"), (2, b"\x01\x02\x03"), (3, b"\x90")], csrcs=1, marker=True)
     h = parse_header(data)
     assert h is not None
     source = {URI_MID: 1, URI_ABS_SEND_TIME: 2, URI_AUDIO_LEVEL: 3}
     sink = {URI_MID: 9, URI_ABS_SEND_TIME: 5, URI_AUDIO_LEVEL: 7}
-    out = build_template(data, h, source, sink)
-    oh = parse_header(bytes(out))
+    out = render(build_template(data, h, source, sink), 100, 7, 123456, 0x11223344)
+    oh = parse_header(out)
     assert oh is not None
     assert oh.extensions == {5: b"\x01\x02\x03", 7: b"\x90"}, "MID dropped, ids mapped"
-    assert bytes(out[oh.payload_offset:]) == data[h.payload_offset:]
+    assert out[oh.payload_offset:] == data[h.payload_offset:]
+    assert (oh.payload_type, oh.marker, oh.sequence, oh.timestamp, oh.ssrc) == (
+        100, True, 7, 123456, 0x11223344)
 
 
 def test_template_without_extensions_clears_the_x_bit() -> None:
     data = rtp(ext=[(1, b"0")])
     h = parse_header(data)
     assert h is not None
-    out = build_template(data, h, {URI_MID: 1}, {})
+    out = render(build_template(data, h, {URI_MID: 1}, {}), 96, 1, 2, 3)
     assert not out[0] & 0x10 and len(out) == 12 + len(data) - h.payload_offset
 
 
-def test_patch_rewrites_numbers_and_keeps_the_marker() -> None:
-    data = bytearray(rtp(pt=120, marker=True))
-    patch(data, 96, 7, 123456, 0x11223344)
-    h = parse_header(bytes(data))
+def test_rtx_carries_the_original_sequence_number_first() -> None:
+    data = rtp(payload=b"\x10\x50\x00")
+    h = parse_header(data)
     assert h is not None
-    assert (h.payload_type, h.marker, h.sequence, h.timestamp, h.ssrc) == (96, True, 7, 123456, 0x11223344)
+    out = render_rtx(build_template(data, h, {}, {}), 97, 500, 9000, 0xBEEF, 0x1234)
+    oh = parse_header(out)
+    assert oh is not None and (oh.payload_type, oh.sequence, oh.ssrc) == (97, 500, 0xBEEF)
+    assert out[oh.payload_offset:] == b"\x12\x34\x10\x50\x00"
 
 
 def test_vp8_keyframe_detection() -> None:

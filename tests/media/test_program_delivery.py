@@ -29,10 +29,11 @@ async def test_hall_program_reaches_every_site(server: RunningServer) -> None:
         ok = await wait_until(lambda: all(s.stats.codes[hall_code] >= 3 for s in sites), 20)
         for s in sites:
             assert ok, f"{s.name}: frames={s.stats.video_frames} codes={dict(s.stats.codes)}"
-            assert s.stats.resolution == (640, 360)
+            assert hall.video is not None
+            assert s.stats.resolution == (hall.video.width, hall.video.height) == (640, 360)
             assert set(s.stats.codes) == {hall_code}, "a site decoded a picture that is not the hall's"
             assert s.stats.audio_frames > 0
-        assert hall.stats.video_frames == 0, "the hall is sent no program"
+        assert hall.stats.video_frames == 0, "nobody is sent their own picture"
     finally:
         for p in [hall, *sites]:
             await p.close()
@@ -84,14 +85,15 @@ async def test_a_site_that_leaves_frees_its_peer_connection_and_tasks(server: Ru
     await site.connect()
     await site.join_media()
     assert await wait_until(lambda: site.stats.video_frames > 5, 15)
-    assert hub.link_count() == 2 and router.sink_count("video") == 1
+    assert hub.link_count() == 2 and len(router.slots_of("stttt-ben-tre")) == 4
     link = hub.link("stttt-ben-tre")
     assert link is not None and link.state == "connected"
     gone = weakref.ref(link)
     del link
     await site.sio.disconnect()  # the page goes away; its peer connection is left open
     assert await wait_until(lambda: hub.link_count() == 1, 5), "the site's peer connection is freed"
-    assert router.sink_count("video") == 0 and router.sink_count("audio") == 0
+    assert router.slots_of("stttt-ben-tre") == []
+    assert router.publisher_stats("stttt-ben-tre") == {}
     closed = gone()
     assert closed is None or closed.state == "closed", "the server closed its peer connection"
     del closed

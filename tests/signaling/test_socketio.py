@@ -70,7 +70,11 @@ async def test_welcome_carries_identity_roster_and_state(server: RunningServer, 
     assert welcome["you"]["role"] == "site"
     assert welcome["you"]["site"]["name"] == "Sở Thông tin và Truyền thông An Giang"
     assert len(welcome["roster"]) == 67 and welcome["hall"] == "hall"
-    assert welcome["media"] == {"send": True, "receive": True}
+    media = welcome["media"]
+    assert media["send"] is True and media["receive"] is True
+    assert [(line["kind"], line["send"], line["slot"]) for line in media["lines"]] == [
+        ("audio", True, "program-audio"), ("video", True, "program-video"),
+        ("audio", False, "hall-audio"), ("audio", False, "speaker-audio")]
     assert welcome["state"]["program"] == "hall"
     assert welcome["state"]["sites"]["stttt-an-giang"]["presence"] == "signaling"
 

@@ -9,6 +9,16 @@ let state = "new";
 const render = () => { $("media").textContent = state === "connected" ? t("hall.publishing") : t(`media.${state}`); };
 
 client.addEventListener("media", (e) => { state = e.detail.state; render(); });
+const audioOut = new Map();
+client.addEventListener("track", (e) => {  // a remote site on the program: shown and played in the hall
+  const { track, slot } = e.detail;
+  if (slot === "program-video") { $("program").srcObject = new MediaStream([track]); return; }
+  if (track.kind !== "audio") return;
+  const el = audioOut.get(slot) || document.body.appendChild(document.createElement("audio"));
+  el.autoplay = true;
+  audioOut.set(slot, el);
+  el.srcObject = new MediaStream([track]);
+});
 client.addEventListener("error", (e) => { $("media").textContent = e.detail.message; });
 client.addEventListener("welcome", async () => {
   if (client.pc) return;

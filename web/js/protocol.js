@@ -15,6 +15,9 @@ export class BridgeClient extends EventTarget {
     this.state = null;     // {version, conference, program, sites: {id: {presence, since, joins}}}
     this.pc = null;
     this.socket = null;
+    this.slotByMid = new Map();
+    this.senders = {};
+    this._quality = null;
     this._media = null;    // what the last joinMedia asked for, to rejoin after a reconnect
   }
 
@@ -23,6 +26,7 @@ export class BridgeClient extends EventTarget {
     this.socket = socket;
     socket.on("welcome", (w) => this._onWelcome(w));
     socket.on("state", (patch) => this._onPatch(patch));
+    socket.on("media:quality", (q) => this._applyQuality(q));
     socket.on("connect_error", (err) => this._emit("error", {
       code: (err.data && err.data.code) || "network", message: err.message }));
     socket.on("disconnect", (reason) => this._emit("connection", { connected: false, reason }));
@@ -72,26 +76,54 @@ export class BridgeClient extends EventTarget {
     return reply;
   }
 
-  // Join the media plane: publish `stream` (may be null) and receive the program when allowed.
+  // Join the media plane: offer the m-lines `welcome.media.lines` lists, in order, publishing
+  // `stream` (may be null) on the lines marked `send`. Tracks arrive as "track" events with the
+  // slot they carry ("program-video", "program-audio", "hall-audio", "thumb:<site>", ...).
   async joinMedia({ stream = null } = {}) {
     this._media = { stream };
     if (this.pc) this.pc.close();
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
-    const receive = this.mediaPlan ? this.mediaPlan.receive : true;
-    for (const kind of ["audio", "video"]) {
-      const track = stream && stream.getTracks().find((t) => t.kind === kind);
-      const direction = track ? (receive ? "sendrecv" : "sendonly") : "recvonly";
-      const tr = pc.addTransceiver(track || kind, { direction, streams: stream ? [stream] : [] });
-      preferCodec(tr, kind === "audio" ? "audio/opus" : "video/VP8");
-    }
-    pc.ontrack = (ev) => this._emit("track", { track: ev.track, streams: ev.streams });
+    this.slotByMid = new Map();
+    this.senders = {};
+    const lines = this.mediaPlan.lines;
+    const transceivers = lines.map((line) => {
+      const track = line.send && stream ? stream.getTracks().find((t) => t.kind === line.kind) : null;
+      const direction = track ? (line.slot ? "sendrecv" : "sendonly") : (line.slot ? "recvonly" : "inactive");
+      const tr = pc.addTransceiver(track || line.kind, { direction, streams: track ? [stream] : [] });
+      if (track) this.senders[line.kind] = tr.sender;
+      preferCodec(tr, line.kind === "audio" ? "audio/opus" : "video/VP8");
+      return tr;
+    });
+    pc.ontrack = (ev) => {
+      const index = transceivers.indexOf(ev.transceiver);
+      this._emit("track", { track: ev.track, slot: index >= 0 ? lines[index].slot : null });
+    };
     pc.onconnectionstatechange = () => this._emit("media", { state: pc.connectionState });
     await pc.setLocalDescription(await pc.createOffer());
     await gatheringComplete(pc);
     const reply = await this.request("media:offer", { type: "offer", sdp: pc.localDescription.sdp });
     await pc.setRemoteDescription(reply.answer);
+    transceivers.forEach((tr, i) => { if (lines[i].slot) this.slotByMid.set(tr.mid, lines[i].slot); });
+    if (this._quality) await this._applyQuality(this._quality);
     return pc;
+  }
+
+  // The bridge asks a publisher for full quality (on the program) or a thumbnail.
+  async _applyQuality(q) {
+    this._quality = q;
+    const sender = this.senders && this.senders.video;
+    if (!sender || !sender.track) return;
+    const params = sender.getParameters();
+    if (!params.encodings || !params.encodings.length) params.encodings = [{}];
+    const captured = sender.track.getSettings().height || q.height;
+    for (const e of params.encodings) {
+      e.maxBitrate = q.maxBitrate;
+      e.maxFramerate = q.maxFramerate;
+      e.scaleResolutionDownBy = Math.max(1, captured / q.height);
+    }
+    try { await sender.setParameters(params); } catch (err) { this._emit("error", { code: "media", message: String(err) }); }
+    this._emit("quality", q);
   }
 
   async leaveMedia() {
@@ -100,15 +132,17 @@ export class BridgeClient extends EventTarget {
     await this.request("media:leave", {});
   }
 
-  // Inbound video statistics of the program (framesDecoded, packetsLost, jitter, frame size).
-  async programStats() {
+  // Inbound statistics of one received slot (framesDecoded, packetsLost, jitter, frame size).
+  async slotStats(slot) {
     if (!this.pc) return null;
     const report = await this.pc.getStats();
     for (const s of report.values()) {
-      if (s.type === "inbound-rtp" && s.kind === "video") return s;
+      if (s.type === "inbound-rtp" && this.slotByMid.get(s.mid) === slot) return s;
     }
     return null;
   }
+
+  async programStats() { return this.slotStats("program-video"); }
 
   close() {
     if (this.pc) this.pc.close();

@@ -29,13 +29,27 @@ client.addEventListener("error", (e) => {
   $("conn").textContent = e.detail.code === "unauthorized" ? `${t("conn.refused")}: ${e.detail.message}` : e.detail.message;
 });
 client.addEventListener("media", (e) => { mediaState = e.detail.state; render(); });
+const audioOut = new Map();  // slot -> <audio>: the program's sound, the hall, a heard site
 client.addEventListener("track", (e) => {
-  const { track } = e.detail;
-  const el = track.kind === "video" ? $("program") : $("program-audio");
+  const { track, slot } = e.detail;
+  let el;
+  if (slot === "program-video") {
+    el = $("program");
+  } else if (track.kind === "audio") {
+    el = audioOut.get(slot) || document.createElement("audio");
+    el.autoplay = true;
+    audioOut.set(slot, el);
+    document.body.append(el);
+  } else {
+    return;
+  }
   el.srcObject = new MediaStream([track]);
   el.play().catch(() => { $("sound").hidden = false; });
 });
-$("sound").addEventListener("click", () => { $("program-audio").play(); $("sound").hidden = true; });
+$("sound").addEventListener("click", () => {
+  for (const el of audioOut.values()) el.play();
+  $("sound").hidden = true;
+});
 
 client.addEventListener("welcome", async () => {
   if (client.pc) return;  // a reconnect: the protocol module rejoins by itself

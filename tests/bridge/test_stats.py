@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from bridge.media.stats import StreamStats
+
+
+def test_loss_fraction_and_wrap() -> None:
+    s = StreamStats(ssrc=5, clock_rate=90000)
+    seqs = [65530 + i for i in range(6)] + [0, 1, 3, 4]  # 2 lost, across the wrap
+    for n, seq in enumerate(seqs):
+        s.add(seq % 65536, n * 3000, 1000, n / 30)
+    assert s.expected == 11 and s.received == 10 and s.lost == 1
+    block = s.report(1.0)
+    assert block.highest_sequence == 65536 + 4
+    assert block.fraction_lost == (1 << 8) // 11
+    assert s.report(2.0).fraction_lost == 0, "a new interval starts after each report"
+
+
+def test_jitter_grows_with_irregular_arrival() -> None:
+    steady, shaky = StreamStats(1, 90000), StreamStats(2, 90000)
+    for n in range(100):
+        steady.add(n, n * 3000, 1000, n / 30)
+        shaky.add(n, n * 3000, 1000, n / 30 + (0.02 if n % 2 else 0.0))
+    assert steady.jitter_ms() < 0.1 < shaky.jitter_ms()
+
+
+def test_lsr_and_dlsr_from_the_last_sender_report() -> None:
+    s = StreamStats(1, 48000)
+    s.add(1, 0, 100, 0.0)
+    s.sender_report(0xAAAABBBBCCCCDDDD, 10.0)
+    block = s.report(10.5)
+    assert block.lsr == 0xBBBBCCCC
+    assert block.dlsr == 32768
