@@ -23,7 +23,7 @@ from bridge.media.aiortc_adapter import restrict_host_addresses
 from signaling.synthetic import SyntheticAudio, SyntheticVideo, read_code
 
 log = logging.getLogger(__name__)
-CODE_EVERY = 5  # read the identity code of every 5th decoded frame
+CODE_EVERY = 3  # read the identity code of every 3rd decoded frame
 
 
 @dataclass(slots=True)
@@ -36,6 +36,7 @@ class ReceiveStats:
     codes: Counter[int] = field(default_factory=Counter)
     last_code: int | None = None
     code_frames: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=4096))
+    unreadable: int = 0  # sampled pictures whose identity strip was damaged (decoding errors)
 
 
 class SimulatedParticipant:
@@ -139,7 +140,9 @@ class SimulatedParticipant:
                 stats.resolution = (frame.width, frame.height)
                 if stats.video_frames % CODE_EVERY == 1:
                     code = read_code(frame.to_ndarray(format="gray"))
-                    if code is not None:
+                    if code is None:
+                        stats.unreadable += 1
+                    else:
                         stats.codes[code] += 1
                         stats.last_code = code
                         stats.code_frames.append((time.monotonic(), code))

@@ -172,3 +172,12 @@ def audio_level(header: RtpHeader, ext_id: int | None) -> tuple[bool, int] | Non
     if not value:
         return None
     return bool(value[0] & 0x80), value[0] & 0x7F
+
+
+def vp8_picture_id(payload: bytes | memoryview) -> int | None:
+    """The VP8 PictureID (RFC 7741 section 4.2), or None when the descriptor has none."""
+    if len(payload) < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:
+        return None
+    if payload[2] & 0x80:
+        return ((payload[2] & 0x7F) << 8) | payload[3] if len(payload) > 3 else None
+    return payload[2] & 0x7F
