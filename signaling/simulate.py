@@ -104,7 +104,7 @@ class SimulatedParticipant:
                 self.slots[slot] = ReceiveStats()
         for t in pc.getTransceivers():
             caps = RTCRtpSender.getCapabilities(t.kind).codecs
-            t.setCodecPreferences([c for c in caps if c.mimeType in ("audio/opus", "video/VP8")])
+            t.setCodecPreferences([c for c in caps if c.mimeType in ("audio/opus", "video/VP8", "video/rtx")])
         await pc.setLocalDescription(await pc.createOffer())
         reply = await self.sio.call("media:offer", {"type": "offer", "sdp": pc.localDescription.sdp},
                                     timeout=20)

@@ -391,5 +391,6 @@ class MediaRouter:
         sr = rtcp.SenderReport(slot.layout.ssrc, ntp, slot.stream.to_site_timestamp(rtp_ts),
                                slot.stream.packets, slot.stream.octets)
         if slot.endpoint.send_rtcp(rtcp.sender_report(sr)):
-            middle = (ntp >> 16) & 0xFFFFFFFF
-            slot.last_sr = {middle: now}
+            if len(slot.last_sr) >= 4:  # a report block may name any of the last few reports
+                del slot.last_sr[next(iter(slot.last_sr))]
+            slot.last_sr[(ntp >> 16) & 0xFFFFFFFF] = now

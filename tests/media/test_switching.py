@@ -1,0 +1,114 @@
+"""Program switching with real aiortc peers: every site sees the new source within 1 s."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bridge.media.rtp import vp8_is_keyframe_start, vp8_picture_id
+from bridge.roles import Role
+from signaling.simulate import SimulatedParticipant
+from tests.conftest import RunningServer
+from tests.media.helpers import wait_until
+
+pytestmark = pytest.mark.media
+SITES = ["stttt-ha-noi", "stttt-da-nang", "stttt-can-tho"]
+
+
+def sees_since(p: SimulatedParticipant, code: int, since: float) -> bool:
+    return any(t >= since and c == code for t, c in p.stats.code_frames)
+
+
+class StreamWatch:
+    """Reads the program video packets a participant receives, on the wire: a change of source
+    shows as a jump of the VP8 picture id, which must land on a keyframe."""
+
+    def __init__(self, p: SimulatedParticipant) -> None:
+        assert p.pc is not None and p.welcome is not None
+        slots = [line["slot"] for line in p.welcome["media"]["lines"]]
+        receiver = p.pc.getTransceivers()[slots.index("program-video")].receiver
+        self.jumps = 0
+        self.jumps_off_keyframe = 0
+        self._last: int | None = None
+        original = receiver._handle_rtp_packet
+
+        async def watched(packet, arrival_time_ms):  # type: ignore[no-untyped-def]
+            self._see(packet.payload)
+            await original(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = watched
+
+    def _see(self, payload: bytes) -> None:
+        pid = vp8_picture_id(payload)
+        if pid is None:
+            return
+        if self._last is not None and (pid - self._last) % 0x8000 > 1:
+            self.jumps += 1
+            if not vp8_is_keyframe_start(payload):
+                self.jumps_off_keyframe += 1
+        self._last = pid
+
+
+async def test_ten_switches_among_three_sites(server: RunningServer) -> None:
+    hall = server.participant(Role.HALL)
+    sites = [server.participant(Role.SITE, s, width=320, height=180, fps=15) for s in SITES]
+    moderator = server.participant(Role.MODERATOR, publish=False)
+    everyone = [hall, *sites]
+    try:
+        for p in everyone:
+            await p.connect()
+            await p.join_media()
+        await moderator.connect()
+        watches = [StreamWatch(p) for p in everyone]
+        start = time.monotonic()
+        assert await wait_until(lambda: all(sees_since(s, hall.code, start) for s in sites), 10)
+        delays = []
+        for n in range(10):
+            target = sites[n % 3]
+            site_id = SITES[n % 3]
+            switched_at = time.monotonic()
+            reply = await moderator.call("program:set", {"site": site_id})
+            assert reply["ok"], reply
+            watchers = [p for p in everyone if p is not target]
+            seen = await wait_until(lambda: all(sees_since(w, target.code, switched_at)
+                                                for w in watchers), 1.0)
+            assert seen, f"switch {n} to {site_id}: " + ", ".join(
+                f"{w.name} last={w.stats.last_code}" for w in watchers)
+            delays.append(time.monotonic() - switched_at)
+            # the site on the program sees the main hall
+            assert await wait_until(lambda: sees_since(target, hall.code, switched_at), 1.0)
+        assert server.bridge.conference.program == SITES[9 % 3]
+        for p, watch in zip(everyone, watches, strict=True):
+            assert p.stats.unreadable == 0, f"{p.name}: damaged pictures after a switch"
+            assert watch.jumps >= 3, f"{p.name}: the source changed {watch.jumps} times on the wire"
+            assert watch.jumps_off_keyframe == 0, f"{p.name}: switched to a new source between keyframes"
+        router = server.bridge.hub.router
+        assert router.stats.keyframe_requests >= 10
+        print(f"switch delays: max {max(delays) * 1000:.0f} ms")
+    finally:
+        for p in [*everyone, moderator]:
+            await p.close()
+
+
+async def test_program_set_needs_a_console_role_and_a_roster_site(server: RunningServer) -> None:
+    site = server.participant(Role.SITE, "stttt-thua-thien-hue", publish=False)
+    moderator = server.participant(Role.MODERATOR, publish=False)
+    try:
+        await site.connect()
+        await moderator.connect()
+        version = server.bridge.conference.version
+        refused = await site.call("program:set", {"site": "stttt-thua-thien-hue"})
+        assert refused == {"ok": False, "error": {"code": "forbidden",
+                                                  "message": "role site may not program:set"}}
+        bad = await moderator.call("program:set", {"site": "stttt-atlantis"})
+        assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
+        assert server.bridge.conference.version == version
+        assert server.bridge.conference.program == "hall"
+        good = await moderator.call("program:set", {"site": "stttt-thua-thien-hue"})
+        assert good == {"ok": True, "version": version + 1}
+        assert await wait_until(lambda: any(s.get("program") == "stttt-thua-thien-hue"
+                                            for s in site.states), 5), "everyone is told"
+    finally:
+        await site.close()
+        await moderator.close()
