@@ -25,7 +25,7 @@ from signaling.tokens import TokenAuthority, load_secret
 log = logging.getLogger(__name__)
 WEB_DIR = REPO_ROOT / "web"
 VENDOR_DIR = WEB_DIR / "node_modules" / "socket.io-client" / "dist"
-MAX_MESSAGE_BYTES = 256 * 1024  # largest Socket.IO message accepted (an SDP offer is ~5-10 KB)
+MAX_MESSAGE_BYTES = 1024 * 1024  # largest Socket.IO message: a console offer with 70+ m-lines is ~150 KB
 
 
 @dataclass(slots=True)

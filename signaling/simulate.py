@@ -16,7 +16,13 @@ from typing import Any
 
 import av
 import socketio
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bridge.media.aiortc_adapter import restrict_host_addresses
@@ -91,7 +97,8 @@ class SimulatedParticipant:
 
     async def join_media(self) -> None:
         restrict_host_addresses(self._host_addresses)
-        pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         pc.on("track", self._on_track)
         assert self.welcome is not None
         for line in self.welcome["media"]["lines"]:

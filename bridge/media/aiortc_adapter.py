@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import aioice.ice
 import pylibsrtp
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -129,7 +130,10 @@ class PeerLink:
         restrict_host_addresses(policy.host_addresses)
         servers = [RTCIceServer(urls=url) for url in policy.servers]
         self._pid = participant_id
-        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        # max-bundle: one transport for every m-line (aiortc's "balanced" strands the extra
+        # m-lines of a kind on a transport the offer's BUNDLE group never uses)
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers,
+                                                      bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self._policy = policy
         self._listener = listener
         self._on_state_change = on_state
@@ -162,6 +166,8 @@ class PeerLink:
     async def accept_offer(self, offer_sdp: str, lines: Sequence[LinePlan]) -> str:
         """Answer an offer whose m-lines follow `lines` (the role's layout), in order."""
         sdp = filter_candidates(offer_sdp, self._policy.remote_networks)
+        if "a=group:BUNDLE" not in sdp:
+            raise OfferRefused("the offer must bundle its m-lines (a=group:BUNDLE): one transport")
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except (AssertionError, ValueError, KeyError, IndexError, TypeError) as exc:

@@ -20,7 +20,7 @@ from bridge.media.policy import Line, Scene, quality_for
 from bridge.media.router import MediaRouter
 
 log = logging.getLogger(__name__)
-MAX_SDP_BYTES = 64 * 1024
+MAX_SDP_BYTES = 512 * 1024  # the console offers one m-line per site: ~2 KB each
 RTCP_INTERVAL_S = 1.0  # receiver/sender reports and REMB (RFC 3550 minimum is 5 s; WebRTC uses ~1 s)
 
 

@@ -106,7 +106,7 @@ async def test_presence_changes_are_broadcast_with_increasing_versions(server: R
     ("media:offer", {"type": "answer", "sdp": "v=0\r\n"}, "bad_request"),
     ("media:offer", {"type": "offer", "sdp": "hello"}, "bad_request"),
     ("media:offer", {"type": "offer", "sdp": "v=0\r\n", "site": "hall"}, "bad_request"),
-    ("media:offer", {"type": "offer", "sdp": "v=0\r\n" + "a" * 70_000}, "too_large"),
+    ("media:offer", {"type": "offer", "sdp": "v=0\r\n" + "a" * 600_000}, "too_large"),
     ("media:offer", {"type": "offer", "sdp": "v=0\r\nm=garbage\r\n"}, "bad_sdp"),
     ("state:get", {"version": 3}, "bad_request"),
     ("media:leave", [1, 2], "bad_request"),
