@@ -67,7 +67,7 @@ async def test_a_nack_is_served_from_history_as_rtx(
 async def test_publishers_get_receiver_reports_and_sites_get_sender_reports(
     server: RunningServer, meeting: list[SimulatedParticipant]
 ) -> None:
-    hall, a, _ = meeting
+    _, a, _ = meeting
 
     async def stats_of(obj: object, kind: str) -> list[object]:
         report = await obj.getStats()  # type: ignore[attr-defined]
@@ -119,7 +119,7 @@ async def test_lip_sync_sender_reports_are_in_each_sites_timestamp_space(
 async def test_a_muted_sites_audio_reaches_nobody(
     server: RunningServer, meeting: list[SimulatedParticipant]
 ) -> None:
-    hall, a, b = meeting
+    hall, _, b = meeting
     moderator = server.participant(Role.MODERATOR, publish=False)
     await moderator.connect()
     try:

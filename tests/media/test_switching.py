@@ -71,13 +71,15 @@ async def test_ten_switches_among_three_sites(server: RunningServer) -> None:
             reply = await moderator.call("program:set", {"site": site_id})
             assert reply["ok"], reply
             watchers = [p for p in everyone if p is not target]
-            seen = await wait_until(lambda: all(sees_since(w, target.code, switched_at)
-                                                for w in watchers), 1.0)
+            seen = await wait_until(
+                lambda t=target, ws=watchers, at=switched_at: all(sees_since(w, t.code, at) for w in ws),
+                1.0)
             assert seen, f"switch {n} to {site_id}: " + ", ".join(
                 f"{w.name} last={w.stats.last_code}" for w in watchers)
             delays.append(time.monotonic() - switched_at)
             # the site on the program sees the main hall
-            assert await wait_until(lambda: sees_since(target, hall.code, switched_at), 1.0)
+            assert await wait_until(
+                lambda t=target, at=switched_at: sees_since(t, hall.code, at), 1.0)
         assert server.bridge.conference.program == SITES[9 % 3]
         for p, watch in zip(everyone, watches, strict=True):
             assert p.stats.unreadable == 0, f"{p.name}: damaged pictures after a switch"
