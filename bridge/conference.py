@@ -39,6 +39,7 @@ class Conference:
         self.roster = roster
         self.version = 0
         self.program = roster.hall.id
+        self.recording: dict[str, Any] | None = None  # {"file", "since"} while recording
         self.sites = {s.id: SiteStatus() for s in roster}
 
     def set_presence(self, site_id: str, presence: Presence, now: float) -> dict[str, Any] | None:
@@ -59,9 +60,13 @@ class Conference:
         self.program = site_id
         return self._bump({"program": site_id})
 
+    def set_recording(self, file: str | None, now: float) -> dict[str, Any]:
+        self.recording = None if file is None else {"file": file, "since": round(now, 3)}
+        return self._bump({"recording": self.recording})
+
     def snapshot(self) -> dict[str, Any]:
         return {"version": self.version, "conference": {"id": self.id, "title": self.title},
-                "program": self.program,
+                "program": self.program, "recording": self.recording,
                 "sites": {sid: st.to_wire() for sid, st in self.sites.items()}}
 
     def _bump(self, patch: dict[str, Any]) -> dict[str, Any]:

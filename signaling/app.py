@@ -84,7 +84,8 @@ def build_bridge(settings: Settings) -> Bridge:
                                max_http_buffer_size=MAX_MESSAGE_BYTES, logger=False,
                                engineio_logger=False)
     broadcaster = Broadcaster(lambda event, payload, to: sio.emit(event, payload, to=to))
-    namespace = ConferenceNamespace(tokens, conference, hub, broadcaster, settings.media)
+    namespace = ConferenceNamespace(tokens, conference, hub, broadcaster, settings.media,
+                                    settings.recording_dir())
     relay.target = namespace
     sio.register_namespace(namespace)
     return Bridge(settings, roster, tokens, conference, hub, broadcaster, sio, namespace)

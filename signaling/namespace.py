@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import socketio
@@ -29,8 +30,9 @@ Handler = Callable[[str, Identity, Any], Awaitable[dict[str, Any]]]
 
 class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, tokens: TokenAuthority, conference: Conference, hub: MediaHub,
-                 broadcaster: Broadcaster, media: MediaSettings) -> None:
+                 broadcaster: Broadcaster, media: MediaSettings, recordings: Path) -> None:
         super().__init__("/")
+        self._recordings = recordings
         self._broadcaster = broadcaster
         self._tokens = tokens
         self._conference = conference
@@ -42,7 +44,8 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._events: dict[str, Handler] = {
             "media:offer": self._do_media_offer, "media:leave": self._do_media_leave,
             "state:get": self._do_state_get, "program:set": self._do_program_set,
-            "listen:set": self._do_listen_set,
+            "listen:set": self._do_listen_set, "record:start": self._do_record_start,
+            "record:stop": self._do_record_stop,
         }
 
     # -- connection ------------------------------------------------------------------------
@@ -145,6 +148,25 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self._listen[participant] = site
         self._apply_scene()
         return ok(site=site)
+
+    async def _do_record_start(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+        parse_empty(payload)
+        if self._hub.recording is not None:
+            raise WireError("conflict", "already recording")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = self._recordings / f"{self._conference.id}-{stamp}.mkv"
+        self._hub.start_recording(path)
+        self._broadcast(self._conference.set_recording(path.name, time.time()))
+        return ok(file=path.name)
+
+    async def _do_record_stop(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+        parse_empty(payload)
+        if self._hub.recording is None:
+            raise WireError("conflict", "not recording")
+        summary = await self._hub.stop_recording()
+        self._broadcast(self._conference.set_recording(None, time.time()))
+        return ok(file=Path(summary.path).name, seconds=round(summary.seconds, 1),
+                  video_frames=summary.video_frames, audio_frames=summary.audio_frames)
 
     # -- upward from the media hub ---------------------------------------------------------
 

@@ -74,6 +74,11 @@ class MediaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingSettings:
+    directory: str = "recordings"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     conference: ConferenceSettings = field(default_factory=ConferenceSettings)
@@ -81,11 +86,16 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     tokens: TokenSettings = field(default_factory=TokenSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
     # folder that relative paths (roster, secret file) are resolved against
     base_dir: Path = REPO_ROOT / "configs"
 
     def roster_path(self) -> Path:
         return self.base_dir / self.conference.roster
+
+    def recording_dir(self) -> Path:
+        path = Path(self.recording.directory)
+        return path if path.is_absolute() else REPO_ROOT / path
 
     def secret_path(self) -> Path:
         path = Path(self.tokens.secret_file)

@@ -13,10 +13,12 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from bridge.media.aiortc_adapter import IcePolicy, PeerLink
 from bridge.media.policy import Line, Scene, quality_for
+from bridge.media.recorder import Recorder, RecordingSummary
 from bridge.media.router import MediaRouter
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class MediaHub:
         self._locks: dict[str, asyncio.Lock] = {}
         self._quality: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
+        self._recorder: Recorder | None = None
 
     @property
     def router(self) -> MediaRouter:
@@ -94,6 +97,28 @@ class MediaHub:
             self._task = None
         for participant_id in list(self._links):
             await self.leave(participant_id)
+        if self._recorder is not None:
+            await self.stop_recording()
+
+    @property
+    def recording(self) -> Recorder | None:
+        return self._recorder
+
+    def start_recording(self, path: Path) -> Recorder:
+        """Record what an observer sees and hears, from the forwarded packets."""
+        if self._recorder is not None:
+            raise RuntimeError("already recording")
+        recorder = self._recorder = Recorder(path)
+        recorder.start()
+        self._router.add_receiver(recorder, list(recorder.slots.items()))
+        return recorder
+
+    async def stop_recording(self) -> RecordingSummary:
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            raise RuntimeError("not recording")
+        self._router.remove(recorder.participant_id)
+        return await asyncio.to_thread(recorder.stop)  # finishing the file blocks
 
     def set_scene(self, scene: Scene) -> None:
         self._router.set_scene(scene)

@@ -140,6 +140,27 @@ def patch(packet: bytearray, payload_type: int, sequence: int, timestamp: int, s
     _SEQ_TS_SSRC.pack_into(packet, 2, sequence, timestamp, ssrc)
 
 
+def vp8_descriptor_size(payload: bytes | memoryview) -> int:
+    """Bytes of the RFC 7741 payload descriptor at the start of a VP8 RTP payload."""
+    if not payload:
+        return 0
+    i = 1
+    if payload[0] & 0x80:  # X: extended control bits
+        if len(payload) < 2:
+            return len(payload)
+        ext = payload[1]
+        i = 2
+        if ext & 0x80:  # I: picture id, 7 or 15 bits
+            if len(payload) <= i:
+                return len(payload)
+            i += 2 if payload[i] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            i += 1
+        if ext & 0x30:  # T or K: TID/Y/KEYIDX
+            i += 1
+    return min(i, len(payload))
+
+
 def vp8_is_keyframe_start(payload: bytes | memoryview) -> bool:
     """True for the first packet of a VP8 keyframe (RFC 7741 descriptor, then the P bit)."""
     if not payload:
@@ -147,21 +168,16 @@ def vp8_is_keyframe_start(payload: bytes | memoryview) -> bool:
     first = payload[0]
     if not first & 0x10 or first & 0x07:  # S (start of partition) set, partition index 0
         return False
-    i = 1
-    if first & 0x80:  # X: extended control bits
-        if len(payload) < 2:
-            return False
-        ext = payload[1]
-        i = 2
-        if ext & 0x80:  # I: picture id, 7 or 15 bits
-            if len(payload) <= i:
-                return False
-            i += 2 if payload[i] & 0x80 else 1
-        if ext & 0x40:  # L: TL0PICIDX
-            i += 1
-        if ext & 0x30:  # T or K: TID/Y/KEYIDX
-            i += 1
+    i = vp8_descriptor_size(payload)
     return len(payload) > i and not payload[i] & 0x01
+
+
+def vp8_frame_size(frame: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 keyframe (RFC 6386 section 9.1)."""
+    if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
+        return None
+    return (int.from_bytes(frame[6:8], "little") & 0x3FFF,
+            int.from_bytes(frame[8:10], "little") & 0x3FFF)
 
 
 def audio_level(header: RtpHeader, ext_id: int | None) -> tuple[bool, int] | None:
