@@ -142,6 +142,7 @@ class PeerLink:
         self._slots: list[SlotInfo] = []
         self._inbound_ext: dict[str, dict[str, int]] = {}
         self._dtls: Any = None
+        self._sink: tuple[Any, Any, tuple[str, int]] | None = None
         self.ignored_packets = 0
         self._pc.on("connectionstatechange", self._on_state)
 
@@ -271,24 +272,25 @@ class PeerLink:
 
     def send_rtp(self, packet: bytes) -> bool:
         """SRTP-protect and send one packet; False when it was dropped (not connected, backlog)."""
-        sink = self._sink()
+        sink = self._sink or self._find_sink()
         if sink is None:
             return False
-        srtp, transport, addr = sink
+        protect, transport, addr = sink
         if transport.get_write_buffer_size() > SEND_BUFFER_LIMIT:
             return False
-        transport.sendto(srtp.protect(packet), addr)
+        transport.sendto(protect(packet), addr)
         return True
 
     def send_rtcp(self, packet: bytes) -> bool:
-        sink = self._sink()
-        if sink is None:
+        sink = self._sink or self._find_sink()
+        if sink is None or self._dtls is None:
             return False
-        srtp, transport, addr = sink
-        transport.sendto(srtp.protect_rtcp(packet), addr)
+        _, transport, addr = sink
+        transport.sendto(self._dtls._tx_srtp.protect_rtcp(packet), addr)
         return True
 
-    def _sink(self) -> tuple[Any, Any, tuple[str, int]] | None:
+    def _find_sink(self) -> tuple[Any, Any, tuple[str, int]] | None:
+        """The SRTP session and the nominated pair's socket, once connected (then cached)."""
         dtls = self._dtls
         srtp = getattr(dtls, "_tx_srtp", None)
         if srtp is None:
@@ -296,9 +298,11 @@ class PeerLink:
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
             return None
-        return srtp, pair.protocol.transport, pair.remote_addr
+        self._sink = (srtp.protect, pair.protocol.transport, pair.remote_addr)
+        return self._sink
 
     def _on_state(self) -> None:
+        self._sink = None  # found again on the next send: the transport may have changed
         self._on_state_change(self.state)
 
     async def close(self) -> None:

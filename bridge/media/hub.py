@@ -99,6 +99,7 @@ class MediaHub:
             await self.leave(participant_id)
         if self._recorder is not None:
             await self.stop_recording()
+        self._router.close()
 
     @property
     def recording(self) -> Recorder | None:

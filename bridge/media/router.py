@@ -1,16 +1,19 @@
 """The media router: applies the pure forwarding decisions to real endpoints.
 
-Per incoming packet: parse once, count it for the publisher's receiver reports, drop muted audio,
-then for the slots that want this source only: admit (keyframe-gated), render the site's numbers
-on a template shared per extension layout, keep it for NACKs, send. It runs synchronously in the
-receive callback: no queue, no task, nothing that waits. `tick()` sends the periodic RTCP
-(receiver reports and REMB to publishers, translated sender reports to every site).
+Incoming packets wait in one bounded backlog and are fanned out in turns of at most a few
+milliseconds, so a keyframe burst to every site never stalls the event loop. Per packet: parse
+once, count it for the publisher's receiver reports, drop muted audio, then for the slots that
+want this source only: admit (keyframe-gated), render the site's numbers on a template shared
+per extension layout, keep it for NACKs, send. Nothing here awaits. `tick()` sends the periodic
+RTCP (receiver reports and REMB to publishers, translated sender reports to every site).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -31,6 +34,8 @@ from bridge.media.rtp import (
 from bridge.media.stats import StreamStats
 
 HISTORY_PACKETS = 512  # per video slot: ~3 s of a 1.5 Mbps program
+BACKLOG_PACKETS = 2048  # incoming packets waiting for their fan-out (~1.5 s of every source)
+DRAIN_BUDGET_S = 0.004  # fan-out work per loop turn before other callbacks get their turn
 AudioLevelListener = Callable[[str, int, bool, float], None]  # source, -dBov, voice, now
 
 
@@ -117,6 +122,7 @@ class RouterStats:
     muted: int = 0
     keyframe_requests: int = 0
     retransmitted: int = 0
+    backlog_dropped: int = 0
 
 
 class MediaRouter:
@@ -132,6 +138,8 @@ class MediaRouter:
         self._by_ssrc: dict[int, Slot] = {}
         self._by_source: dict[tuple[str, str], dict[tuple[str, str], Slot]] = {}
         self._muted: set[str] = set()
+        self._backlog: deque[tuple[str, str, bytes]] = deque()
+        self._drain_handle: asyncio.Handle | None = None
         self.on_audio_level: AudioLevelListener | None = None
         self.stats = RouterStats()
 
@@ -225,6 +233,35 @@ class MediaRouter:
     # -- the packet path -----------------------------------------------------------------
 
     def on_rtp(self, participant_id: str, kind: str, data: bytes) -> None:
+        """Take a packet from the socket callback; the fan-out runs in budgeted turns (`_drain`)."""
+        backlog = self._backlog
+        if len(backlog) >= BACKLOG_PACKETS:
+            backlog.popleft()  # the oldest is the least useful: its moment has passed
+            self.stats.backlog_dropped += 1
+        backlog.append((participant_id, kind, data))
+        if self._drain_handle is None:
+            self._drain_handle = asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        """Forward queued packets for at most one budget, then let the loop run other work:
+        a keyframe burst to 66 sites must not hold signaling (or anything) for 100 ms."""
+        self._drain_handle = None
+        backlog = self._backlog
+        deadline = time.perf_counter() + DRAIN_BUDGET_S
+        while backlog:
+            self._forward_packet(*backlog.popleft())
+            if time.perf_counter() > deadline:
+                break
+        if backlog:
+            self._drain_handle = asyncio.get_running_loop().call_soon(self._drain)
+
+    def close(self) -> None:
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+            self._drain_handle = None
+        self._backlog.clear()
+
+    def _forward_packet(self, participant_id: str, kind: str, data: bytes) -> None:
         pub = self._publishers.get(participant_id)
         header = parse_header(data)
         if pub is None or header is None:
@@ -250,37 +287,37 @@ class MediaRouter:
         source_ids: dict[str, int] | None = None
         templates: dict[tuple[int | None, ...], Template] = {}
         waiting = False
+        forwarded = 0
         for slot in list(slots.values()):
-            previous = slot.route.current
-            if not slot.route.admit(participant_id, keyframe):
-                waiting = waiting or slot.route.pending == participant_id
-                continue
-            if previous is not None and previous != participant_id:
-                self._unindex(slot, previous)  # the switch completed on this keyframe
+            route = slot.route
+            if route.current != participant_id:  # pending: switches only on a keyframe
+                previous = route.current
+                if not route.admit(participant_id, keyframe):
+                    waiting = waiting or route.pending == participant_id
+                    continue
+                if previous is not None:
+                    self._unindex(slot, previous)  # the switch completed on this keyframe
             template = templates.get(slot.layout_key)
             if template is None:
                 if source_ids is None:
                     source_ids = pub.endpoint.inbound_extension_ids(kind)
                 template = build_template(data, header, source_ids, slot.extension_ids)
                 templates[slot.layout_key] = template
-            self._forward(slot, participant_id, header.sequence, header.timestamp, template, now)
+            stream = slot.stream
+            seq, ts = stream.rewrite(participant_id, header.sequence, header.timestamp, now)
+            packet = render(template, stream.payload_type, seq, ts, stream.ssrc)
+            if slot.history is not None:
+                slot.history.put(seq, (template, ts))
+            if slot.endpoint.send_rtp(packet):
+                slot.sent += 1
+                stream.octets += len(packet)
+                forwarded += 1
+            else:
+                slot.dropped += 1
+                self.stats.dropped += 1
+        self.stats.forwarded += forwarded
         if waiting and pub.keyframes.allow(now):
             self._send_pli(pub)
-
-    def _forward(self, slot: Slot, source: str, sequence: int, timestamp: int,
-                 template: Template, now: float) -> None:
-        stream = slot.stream
-        seq, ts = stream.rewrite(source, sequence, timestamp, now)
-        packet = render(template, stream.payload_type, seq, ts, stream.ssrc)
-        if slot.history is not None:
-            slot.history.put(seq, (template, ts))
-        if slot.endpoint.send_rtp(packet):
-            slot.sent += 1
-            stream.octets += len(packet)
-            self.stats.forwarded += 1
-        else:
-            slot.dropped += 1
-            self.stats.dropped += 1
 
     # -- feedback ------------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""Feed pre-encoded clip packets to aiortc senders: one pacing task, a bounded queue per track."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import itertools
+import time
+
+import av
+from aiortc.mediastreams import MediaStreamTrack
+
+from bench.clip import FPS, Clip
+
+QUEUE = 8  # packets per track; a slow sender loses the oldest, it never grows
+
+
+class ClipTrack(MediaStreamTrack):
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.queue: asyncio.Queue[av.Packet] = asyncio.Queue(QUEUE)
+
+    def offer(self, packet: av.Packet) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(packet)
+
+    async def recv(self) -> av.Packet:
+        return await self.queue.get()
+
+
+class ClipSource:
+    """Loops the clip in real time to every subscribed track (the same packet objects)."""
+
+    def __init__(self, clip: Clip) -> None:
+        self.clip = clip
+        self.tracks: set[ClipTrack] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def track(self, kind: str) -> ClipTrack:
+        t = ClipTrack(kind)
+        self.tracks.add(t)
+        return t
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        start = time.monotonic()
+        video = itertools.cycle(self.clip.video)
+        audio = itertools.cycle(self.clip.audio)
+        next_video = next_audio = 0.0
+        vi = ai = 0
+        while True:
+            now = time.monotonic() - start
+            while next_video <= now:
+                data, key = next(video)
+                self._send("video", data, vi, fractions.Fraction(1, FPS), key)
+                vi += 1
+                next_video = vi / FPS
+            while next_audio <= now:
+                self._send("audio", next(audio), ai * 960, fractions.Fraction(1, 48000), False)
+                ai += 1
+                next_audio = ai * 0.02
+            await asyncio.sleep(max(0.0, min(next_video, next_audio) - (time.monotonic() - start)))
+
+    def _send(self, kind: str, data: bytes, pts: int, time_base: fractions.Fraction, key: bool) -> None:
+        for t in self.tracks:
+            if t.kind == kind and t.readyState == "live":
+                packet = av.Packet(data)
+                packet.pts, packet.time_base = pts, time_base
+                packet.is_keyframe = key
+                t.offer(packet)

@@ -1,0 +1,61 @@
+"""The program source for the hallbridge design: an aiortc client joining as the main hall and
+sending the pre-encoded clip through aiortc's stock sender (packetized once, not per site).
+
+    python -m bench.publisher --url URL --token TOKEN
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+import socketio
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from bench.clip import encode_clip
+from bench.cliptrack import ClipSource
+from bridge.media.aiortc_adapter import restrict_host_addresses
+
+
+async def publish(url: str, token: str) -> None:
+    restrict_host_addresses(["127.0.0.1"])
+    source = ClipSource(encode_clip())
+    sio = socketio.AsyncClient(reconnection=False)
+    welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    sio.on("welcome", lambda data: welcome.done() or welcome.set_result(data))
+    await sio.connect(url, auth={"token": token}, transports=["websocket"])
+    lines = (await asyncio.wait_for(welcome, 20))["media"]["lines"]
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    for line in lines:
+        if line["send"]:
+            t = pc.addTransceiver(line["kind"], direction="sendonly")
+            t.sender.replaceTrack(source.track(line["kind"]))
+        else:
+            pc.addTransceiver(line["kind"], direction="inactive")
+    await pc.setLocalDescription(await pc.createOffer())
+    reply = await sio.call("media:offer", {"type": "offer", "sdp": pc.localDescription.sdp}, timeout=30)
+    await pc.setRemoteDescription(RTCSessionDescription(**reply["answer"]))
+    source.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await source.stop()
+    await pc.close()
+    await sio.disconnect()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--token", required=True)
+    args = parser.parse_args()
+    import uvloop
+
+    uvloop.install()
+    asyncio.run(publish(args.url, args.token))
+
+
+if __name__ == "__main__":
+    main()
