@@ -61,7 +61,8 @@ class LeanReceiver:
             self._video_pts.update(c.payloadType for c in t._codecs if c.mimeType == "video/VP8")
         self._tap(self.pc.getTransceivers()[0].receiver.transport)
         connected = asyncio.Event()
-        self.pc.on("connectionstatechange", lambda: self.pc.connectionState == "connected" and connected.set())
+        self.pc.on("connectionstatechange",
+                   lambda: self.pc.connectionState == "connected" and connected.set())
         if self.pc.connectionState != "connected":
             await asyncio.wait_for(connected.wait(), 20)
         self.counts.joined_s = time.monotonic() - started
