@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import aioice.ice
 import pylibsrtp
+from pylibsrtp import SRTP_MAX_TRAILER_LEN
+from pylibsrtp._binding import ffi, lib
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
@@ -298,7 +300,7 @@ class PeerLink:
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
             return None
-        self._sink = (srtp.protect, pair.protocol.transport, pair.remote_addr)
+        self._sink = (fast_protect(srtp), pair.protocol.transport, pair.remote_addr)
         return self._sink
 
     def _on_state(self) -> None:
@@ -307,6 +309,28 @@ class PeerLink:
 
     async def close(self) -> None:
         await self._pc.close()
+
+
+def fast_protect(session: Any) -> Callable[[bytes], bytes]:
+    """SRTP protect without pylibsrtp's per-call allocation (~1 us of ~3 per packet per site).
+
+    Same C call and buffer as `Session.protect`; the session's trailer room is checked once.
+    """
+    cdata, buffer, srtp = session._cdata, session._buffer, session._srtp
+    length = ffi.new("int *")
+    room = len(cdata) - SRTP_MAX_TRAILER_LEN
+
+    def protect(packet: bytes) -> bytes:
+        n = len(packet)
+        if n > room:
+            raise ValueError("packet is too long")
+        buffer[0:n] = packet
+        length[0] = n
+        if lib.srtp_protect(srtp[0], cdata, length):
+            raise pylibsrtp.Error("srtp_protect failed")
+        return buffer[0 : length[0]]  # type: ignore[no-any-return]
+
+    return protect
 
 
 async def _suppressed_rtcp(packets: list[Any]) -> None:

@@ -102,6 +102,7 @@ class Template:
     marker: int  # 0x80 or 0
     extensions: bytes  # RFC 8285 block with its preamble, or b""
     payload: bytes  # payload and padding, as received
+    tail: bytes  # extensions + payload: what follows the 12-byte header of every copy
 
 
 def build_template(
@@ -115,7 +116,8 @@ def build_template(
             elements.append((dst_id, header.extensions[src_id]))
     block = build_extension_block(elements)
     first = (data[0] & 0xE0) | (0x10 if block else 0)
-    return Template(first, data[1] & 0x80, block, bytes(data[header.payload_offset :]))
+    payload = bytes(data[header.payload_offset :])
+    return Template(first, data[1] & 0x80, block, payload, block + payload)
 
 
 _HEADER = struct.Struct("!BBHII")
@@ -123,8 +125,7 @@ _HEADER = struct.Struct("!BBHII")
 
 def render(t: Template, payload_type: int, sequence: int, timestamp: int, ssrc: int) -> bytes:
     """The packet for one site: its payload type, sequence number, timestamp and SSRC."""
-    head = _HEADER.pack(t.first, t.marker | payload_type, sequence, timestamp, ssrc)
-    return head + t.extensions + t.payload
+    return _HEADER.pack(t.first, t.marker | payload_type, sequence, timestamp, ssrc) + t.tail
 
 
 def render_rtx(t: Template, payload_type: int, sequence: int, timestamp: int, ssrc: int,

@@ -7,13 +7,18 @@ widening the version range in pyproject.toml.
 from __future__ import annotations
 
 import inspect
+import struct
 
 import aioice
 import aioice.ice
 import aiortc
+import pytest
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from pylibsrtp import Policy, Session
+
+from bridge.media.aiortc_adapter import fast_protect
 
 
 def params(fn: object) -> list[str]:
@@ -54,3 +59,17 @@ def test_sender_and_transceiver_fields() -> None:
     assert "self._ssrc = " in source(RTCRtpSender.__init__)
     init = source(RTCRtpTransceiver.__init__)
     assert "self._codecs" in init and "self._headerExtensions" in init
+
+
+def test_fast_protect_is_pylibsrtps_protect() -> None:
+    def session() -> Session:
+        policy = Policy(key=bytes(range(30)), ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+                        srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80)
+        return Session(policy)
+
+    stock, ours = session(), fast_protect(session())
+    for seq in (1, 2, 65535, 0, 1):
+        packet = struct.pack("!BBHII", 0x80, 96, seq, seq * 3000, 0xCAFE) + bytes(range(200))
+        assert ours(packet) == stock.protect(packet)
+    with pytest.raises(ValueError):
+        ours(b"\x80" * 1500)
