@@ -20,8 +20,6 @@ from typing import Any, Protocol
 
 import aioice.ice
 import pylibsrtp
-from pylibsrtp import SRTP_MAX_TRAILER_LEN
-from pylibsrtp._binding import ffi, lib
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
@@ -31,6 +29,8 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
+from pylibsrtp import SRTP_MAX_TRAILER_LEN
+from pylibsrtp._binding import ffi, lib
 
 from bridge.media.rtcp import is_rtcp
 from bridge.media.sdp import Network, address_allowed, filter_candidates
