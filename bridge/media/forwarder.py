@@ -47,7 +47,7 @@ class OutStream:
             self._rebase(source, sequence, timestamp, now)
         out_seq = (sequence + self._seq_offset) % SEQ_MOD
         out_ts = (timestamp + self._ts_offset) % TS_MOD
-        if self.packets == 0 or seq_newer(out_seq, self._last_seq):
+        if 0 < (out_seq - self._last_seq) % SEQ_MOD < _SEQ_HALF or self.packets == 0:  # newer
             self._last_seq, self._last_ts, self._last_time = out_seq, out_ts, now
         self.packets += 1
         return out_seq, out_ts
