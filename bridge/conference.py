@@ -1,14 +1,23 @@
-"""The conference's shared state: who is present, what is on air, and the state version.
+"""The conference's shared state: presence, program, recording and control, under one version.
 
-Pure: every change takes `now`, bumps the version and returns the patch to broadcast.
+Pure: every change takes `now`, bumps the version once and returns the patch to broadcast, or
+raises `Refused` and changes nothing (the refusal is still written to the audit log).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from bridge.control import Refused
+from bridge.control.audit import AuditLog
+from bridge.control.commands import Changes, Command, Control
+from bridge.control.floor import FloorRules
+from bridge.control.rollcall import Evidence
+from bridge.permissions import check
+from bridge.roles import Role
 from bridge.roster import Roster
 
 
@@ -30,17 +39,76 @@ class SiteStatus:
         return {"presence": self.presence.value, "since": round(self.since, 3), "joins": self.joins}
 
 
-class Conference:
-    """Presence and program of one conference; versioned so clients can tell what they missed."""
+@dataclass(frozen=True, slots=True)
+class Actor:
+    role: Role
+    site: str | None
+    name: str  # for the audit log: the site id or the role
 
-    def __init__(self, conference_id: str, title: str, roster: Roster) -> None:
+
+BRIDGE = Actor(Role.TECHNICIAN, None, "bridge")  # automatic actions (timers, grace)
+
+
+class Conference:
+    """One conference's state; versioned so clients can tell what they missed."""
+
+    def __init__(self, conference_id: str, title: str, roster: Roster,
+                 rules: FloorRules | None = None,
+                 witness: Callable[[str], Evidence] | None = None) -> None:
         self.id = conference_id
         self.title = title
         self.roster = roster
         self.version = 0
+        self.mode = "floor"  # floor: the floor holder is the program; pinned: set by hand
+        self.pinned = roster.hall.id
         self.program = roster.hall.id
         self.recording: dict[str, Any] | None = None  # {"file", "since"} while recording
         self.sites = {s.id: SiteStatus() for s in roster}
+        self.control = Control(roster, rules or FloorRules(), witness or self._presence_witness)
+        self.audit = AuditLog()
+        self._clock_now = 0.0
+
+    # -- commands --------------------------------------------------------------------------
+
+    def apply(self, actor: Actor, command: Command, now: float) -> dict[str, Any]:
+        """Authorise and apply one control command; the patch to broadcast."""
+        target = command.site or ""
+        try:
+            check(actor.role, actor.site, command.action, command.site)
+            changes = self.control.apply(command, actor.role in (Role.SITE, Role.HALL), now)
+        except Refused as refusal:
+            self.audit.add(now, actor.name, actor.role.value, command.action, target, refusal.code,
+                           refusal.message)
+            raise
+        self.audit.add(now, actor.name, actor.role.value, command.action, target, "ok")
+        return self._patch(changes, now)
+
+    def tick(self, now: float) -> dict[str, Any] | None:
+        """Timers: speaking-time warnings and ends, grace periods. A patch when anything moved."""
+        changes = self.control.tick(now)
+        for event in changes.floor_events:
+            if event.kind in ("expired", "revoked", "cancelled"):
+                self.audit.add(now, BRIDGE.name, "bridge", f"floor:{event.kind}", event.site, "ok")
+        return self._patch(changes, now) if changes else None
+
+    def set_program(self, site_id: str, now: float) -> dict[str, Any] | None:
+        """Pin a source on the program (a technician's or moderator's choice)."""
+        if site_id not in self.roster:
+            raise KeyError(site_id)
+        if self.mode == "pinned" and site_id == self.pinned:
+            return None
+        self.mode, self.pinned = "pinned", site_id
+        return self._patch(Changes({"program"}), now)
+
+    def set_mode(self, mode: str, now: float) -> dict[str, Any] | None:
+        if mode not in ("floor", "pinned"):
+            raise Refused("bad_request", "mode must be 'floor' or 'pinned'")
+        if mode == self.mode:
+            return None
+        self.mode = mode
+        return self._patch(Changes({"program"}), now)
+
+    # -- presence and recording ------------------------------------------------------------
 
     def set_presence(self, site_id: str, presence: Presence, now: float) -> dict[str, Any] | None:
         """Record a site's presence; the patch to broadcast, or None when nothing changed."""
@@ -48,27 +116,65 @@ class Conference:
         if status.presence is presence:
             return None
         status.presence, status.since = presence, now
+        attendance, floor = self.control.attendance, self.control.floor
         if presence is Presence.LIVE:
             status.joins += 1
-        return self._bump({"sites": {site_id: status.to_wire()}})
-
-    def set_program(self, site_id: str) -> dict[str, Any] | None:
-        if site_id not in self.roster:
-            raise KeyError(site_id)
-        if site_id == self.program:
-            return None
-        self.program = site_id
-        return self._bump({"program": site_id})
+            attendance.joined(site_id, now)
+            floor.site_back(site_id)
+        else:
+            attendance.left(site_id, now)
+            if presence in (Presence.OFFLINE, Presence.LOST):
+                floor.site_left(site_id, now)
+        self.version += 1
+        return {"version": self.version, "sites": {site_id: status.to_wire()}}
 
     def set_recording(self, file: str | None, now: float) -> dict[str, Any]:
         self.recording = None if file is None else {"file": file, "since": round(now, 3)}
-        return self._bump({"recording": self.recording})
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"version": self.version, "conference": {"id": self.id, "title": self.title},
-                "program": self.program, "recording": self.recording,
-                "sites": {sid: st.to_wire() for sid, st in self.sites.items()}}
-
-    def _bump(self, patch: dict[str, Any]) -> dict[str, Any]:
         self.version += 1
-        return {"version": self.version, **patch}
+        return {"version": self.version, "recording": self.recording}
+
+    # -- views -----------------------------------------------------------------------------
+
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        now = self._clock_now if now is None else now
+        return {"version": self.version, "conference": {"id": self.id, "title": self.title},
+                "program": self.program, "mode": self.mode, "recording": self.recording,
+                "sites": {sid: st.to_wire() for sid, st in self.sites.items()},
+                **{name: self._section(name, now) for name in ("floor", "mutes", "rollcall", "agenda")}}
+
+    def muted(self) -> set[str]:
+        return self.control.mutes.muted()
+
+    def _section(self, name: str, now: float) -> Any:
+        c = self.control
+        if name == "floor":
+            return c.floor.to_wire(now)
+        if name == "mutes":
+            return c.mutes.to_wire()
+        if name == "rollcall":
+            return c.rollcalls.to_wire()
+        return c.agenda.to_wire()
+
+    def _patch(self, changes: Changes, now: float) -> dict[str, Any]:
+        self._clock_now = now
+        self.version += 1
+        patch: dict[str, Any] = {"version": self.version}
+        for name in sorted(changes.sections - {"program"}):
+            patch[name] = self._section(name, now)
+        program = self._choose_program()
+        if program != self.program or "program" in changes.sections:
+            self.program = program
+            patch["program"], patch["mode"] = program, self.mode
+        if changes.floor_events:
+            patch["events"] = [{"kind": e.kind, "site": e.site, "at": round(e.at, 3), "detail": e.detail}
+                               for e in changes.floor_events]
+        return patch
+
+    def _choose_program(self) -> str:
+        if self.mode == "pinned":
+            return self.pinned
+        holders = self.control.floor.holders
+        return next(iter(holders)) if holders else self.roster.hall.id
+
+    def _presence_witness(self, site: str) -> Evidence:
+        return Evidence(connected=self.sites[site].presence is Presence.LIVE)

@@ -11,6 +11,7 @@ import socketio
 from aiohttp import web
 
 from bridge.conference import Conference
+from bridge.control.floor import FloorRules
 from bridge.media.aiortc_adapter import IcePolicy
 from bridge.media.hub import MediaHub
 from bridge.media.policy import HIGH, THUMBNAIL, Scene
@@ -19,6 +20,8 @@ from bridge.media.sdp import parse_networks
 from bridge.roster import Roster, load_roster
 from signaling.broadcast import Broadcaster
 from signaling.namespace import ConferenceNamespace
+from signaling.reports import attendance_report
+from signaling.service import ConferenceService
 from signaling.settings import REPO_ROOT, Settings, SettingsError
 from signaling.tokens import TokenAuthority, load_secret
 
@@ -40,6 +43,7 @@ class Bridge:
     broadcaster: Broadcaster
     sio: socketio.AsyncServer
     namespace: ConferenceNamespace
+    service: ConferenceService
 
 
 BRIDGE = web.AppKey("bridge", Bridge)
@@ -71,7 +75,9 @@ def build_bridge(settings: Settings) -> Bridge:
     roster = load_roster(settings.roster_path())
     secret = load_secret(settings.tokens.secret_env, settings.secret_path())
     tokens = TokenAuthority(secret, settings.conference.id, roster)
-    conference = Conference(settings.conference.id, settings.conference.title, roster)
+    c = settings.control
+    rules = FloorRules(c.max_speakers, c.auto_accept, c.speaking_limit_s, c.warning_s, c.grace_s)
+    conference = Conference(settings.conference.id, settings.conference.title, roster, rules)
     policy = IcePolicy(settings.ice.servers, settings.ice.host_addresses,
                        parse_networks(settings.ice.remote_networks))
     relay = _MediaEvents()
@@ -84,11 +90,11 @@ def build_bridge(settings: Settings) -> Bridge:
                                max_http_buffer_size=MAX_MESSAGE_BYTES, logger=False,
                                engineio_logger=False)
     broadcaster = Broadcaster(lambda event, payload, to: sio.emit(event, payload, to=to))
-    namespace = ConferenceNamespace(tokens, conference, hub, broadcaster, settings.media,
-                                    settings.recording_dir())
+    service = ConferenceService(conference, hub, broadcaster, settings.recording_dir())
+    namespace = ConferenceNamespace(tokens, service, settings.media)
     relay.target = namespace
     sio.register_namespace(namespace)
-    return Bridge(settings, roster, tokens, conference, hub, broadcaster, sio, namespace)
+    return Bridge(settings, roster, tokens, conference, hub, broadcaster, sio, namespace, service)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -98,6 +104,7 @@ def create_app(settings: Settings) -> web.Application:
     bridge.sio.attach(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/reports/attendance", attendance_report)
     app.router.add_get("/", index)
     app.router.add_get("/{page}.html", page)
     app.router.add_static("/js/", WEB_DIR / "js")
@@ -114,7 +121,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     bridge = app[BRIDGE]
     bridge.broadcaster.start()
     bridge.hub.start()
+    bridge.service.start()
     yield
+    await bridge.service.stop()
     await bridge.hub.close()
     await bridge.broadcaster.stop()
 

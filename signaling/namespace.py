@@ -15,37 +15,48 @@ from typing import Any
 
 import socketio
 
-from bridge.conference import Conference, Presence
-from bridge.media.hub import MediaHub
-from bridge.media.policy import THUMBNAIL, Scene, layout
+from bridge.conference import Presence
+from bridge.control import Refused
+from bridge.media.policy import THUMBNAIL, layout
 from bridge.permissions import allowed
-from signaling.broadcast import Broadcaster
+from signaling.service import ConferenceService
 from signaling.settings import MediaSettings
 from signaling.tokens import Identity, TokenAuthority, TokenError
-from signaling.wire import WireError, ok, parse_empty, parse_media_offer, parse_site_choice
+from signaling.wire import (
+    COMMANDS,
+    WireError,
+    ok,
+    parse_command,
+    parse_empty,
+    parse_media_offer,
+    parse_mode,
+    parse_since,
+    parse_site_choice,
+)
 
 log = logging.getLogger(__name__)
-Handler = Callable[[str, Identity, Any], Awaitable[dict[str, Any]]]
+Handler = Callable[..., Awaitable[dict[str, Any]]]
 
 
 class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(self, tokens: TokenAuthority, conference: Conference, hub: MediaHub,
-                 broadcaster: Broadcaster, media: MediaSettings, recordings: Path) -> None:
+    def __init__(self, tokens: TokenAuthority, service: ConferenceService,
+                 media: MediaSettings) -> None:
         super().__init__("/")
-        self._recordings = recordings
-        self._broadcaster = broadcaster
         self._tokens = tokens
-        self._conference = conference
-        self._hub = hub
+        self._service = service
+        self._conference = service.conference
+        self._hub = service.hub
+        self._broadcaster = service.broadcaster
         self._media = media
         self._identities: dict[str, Identity] = {}
         self._site_sid: dict[str, str] = {}  # site id -> the connection that holds its slot
-        self._listen: dict[str, str] = {}  # console participant -> site it listens to
         self._events: dict[str, Handler] = {
             "media:offer": self._do_media_offer, "media:leave": self._do_media_leave,
             "state:get": self._do_state_get, "program:set": self._do_program_set,
-            "listen:set": self._do_listen_set, "record:start": self._do_record_start,
-            "record:stop": self._do_record_stop,
+            "program:mode": self._do_program_mode, "listen:set": self._do_listen_set,
+            "record:start": self._do_record_start, "record:stop": self._do_record_stop,
+            "audit:get": self._do_audit_get,
+            **dict.fromkeys(COMMANDS, self._do_command),
         }
 
     # -- connection ------------------------------------------------------------------------
@@ -76,8 +87,8 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if site_id is None:
             participant = self._participant(sid, identity)
             await self._hub.leave(participant)
-            if self._listen.pop(participant, None) is not None:
-                self._apply_scene()
+            if participant in self._service.listen:
+                self._service.set_listen(participant, None)
         elif self._site_sid.get(site_id) == sid:  # a page replaced by a newer one owns nothing
             del self._site_sid[site_id]
             await self._hub.leave(site_id)
@@ -97,11 +108,18 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if identity is None:
             return WireError("unauthorized", "not connected").to_wire()
         if not allowed(identity.role, event):
+            if event in COMMANDS:  # a refused moderation command is still an audited action
+                self._conference.audit.add(time.time(), identity.subject, identity.role.value, event,
+                                           "", "forbidden")
             return WireError("forbidden", f"role {identity.role.value} may not {event}").to_wire()
         try:
+            if handler == self._do_command:
+                return await handler(sid, identity, payload, event)
             return await handler(sid, identity, payload)
         except WireError as exc:
             return exc.to_wire()
+        except Refused as refusal:
+            return WireError(refusal.code, refusal.message).to_wire()
         except Exception:
             log.exception("handler failed site=%s event=%s", identity.subject, event)
             return WireError("internal", "the server could not apply this command").to_wire()
@@ -128,35 +146,46 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _do_state_get(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         parse_empty(payload)
-        return ok(state=self._conference.snapshot())
+        return ok(state=self._conference.snapshot(time.time()))
+
+    async def _do_command(self, sid: str, identity: Identity, payload: Any, event: str) -> dict[str, Any]:
+        command = parse_command(event, payload, identity.site_id)
+        self._service.apply(identity.actor(), command)
+        return ok(version=self._conference.version)
 
     async def _do_program_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         site = parse_site_choice(payload, self._conference.roster, allow_none=False)
         assert site is not None
-        patch = self._conference.set_program(site)
-        if patch is not None:
-            self._apply_scene()
-            self._broadcast(patch)
+        self._service.set_program(site)
+        self._audit(identity, "program:set", site)
+        return ok(version=self._conference.version)
+
+    async def _do_program_mode(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+        mode = parse_mode(payload)
+        self._service.set_mode(mode)
+        self._audit(identity, "program:mode", mode)
         return ok(version=self._conference.version)
 
     async def _do_listen_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         site = parse_site_choice(payload, self._conference.roster, allow_none=True)
-        participant = self._participant(sid, identity)
-        if site is None:
-            self._listen.pop(participant, None)
-        else:
-            self._listen[participant] = site
-        self._apply_scene()
+        self._service.set_listen(self._participant(sid, identity), site)
+        self._audit(identity, "listen:set", site or "")
         return ok(site=site)
+
+    async def _do_audit_get(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+        since = parse_since(payload)
+        entries = self._conference.audit.since(since)[:1000]
+        return ok(entries=[e.to_wire() for e in entries])
 
     async def _do_record_start(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         parse_empty(payload)
         if self._hub.recording is not None:
             raise WireError("conflict", "already recording")
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        path = self._recordings / f"{self._conference.id}-{stamp}.mkv"
+        path = self._service.recordings / f"{self._conference.id}-{stamp}.mkv"
         self._hub.start_recording(path)
         self._broadcast(self._conference.set_recording(path.name, time.time()))
+        self._audit(identity, "record:start", path.name)
         return ok(file=path.name)
 
     async def _do_record_stop(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
@@ -165,6 +194,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise WireError("conflict", "not recording")
         summary = await self._hub.stop_recording()
         self._broadcast(self._conference.set_recording(None, time.time()))
+        self._audit(identity, "record:stop", Path(summary.path).name)
         return ok(file=Path(summary.path).name, seconds=round(summary.seconds, 1),
                   video_frames=summary.video_frames, audio_frames=summary.audio_frames)
 
@@ -191,10 +221,9 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def _lines(self, identity: Identity) -> list[Any]:
         return layout(identity.role, (s.id for s in self._conference.roster.remote_sites()))
 
-    def _apply_scene(self) -> None:
-        conference = self._conference
-        self._hub.set_scene(Scene(conference.roster.hall.id, conference.program,
-                                  listen=dict(self._listen)))
+    def _audit(self, identity: Identity, action: str, target: str) -> None:
+        self._conference.audit.add(time.time(), identity.subject, identity.role.value, action,
+                                   target, "ok")
 
     def _quality(self, level: str) -> dict[str, Any]:
         m = self._media
@@ -206,12 +235,10 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 "maxFramerate": m.program_fps, "width": m.program_width, "height": m.program_height}
 
     def _presence(self, site_id: str, presence: Presence) -> None:
-        patch = self._conference.set_presence(site_id, presence, time.time())
-        if patch is not None:
-            self._broadcast(patch)
+        self._service.presence(site_id, presence)
 
     def _broadcast(self, patch: dict[str, Any]) -> None:
-        self._broadcaster.publish("state", patch)
+        self._service.publish(patch)
 
     def _welcome(self, identity: Identity) -> dict[str, Any]:
         site = self._conference.roster.get(identity.site_id) if identity.site_id else None
@@ -219,7 +246,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 "roster": self._conference.roster.to_wire(),
                 "regions": self._conference.roster.regions,
                 "hall": self._conference.roster.hall.id,
-                "state": self._conference.snapshot(),
+                "state": self._conference.snapshot(time.time()),
                 "media": {"send": identity.role.publishes,
                           "receive": identity.role.receives_program,
                           "lines": [line.to_wire() for line in self._lines(identity)]}}

@@ -74,6 +74,15 @@ class MediaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlSettings:
+    max_speakers: int = 1
+    auto_accept: bool = True
+    speaking_limit_s: float = 300.0
+    warning_s: float = 30.0
+    grace_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingSettings:
     directory: str = "recordings"
 
@@ -87,6 +96,7 @@ class Settings:
     tokens: TokenSettings = field(default_factory=TokenSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
+    control: ControlSettings = field(default_factory=ControlSettings)
     # folder that relative paths (roster, secret file) are resolved against
     base_dir: Path = REPO_ROOT / "configs"
 
@@ -148,7 +158,9 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     if isinstance(value, _EnvText):
         value = _parse_env(name, str(value), default)
     expected = type(default)
-    if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
         raise SettingsError(f"{name} must be {expected.__name__}, got {value!r}")
     if isinstance(default, list) and not all(isinstance(v, str) for v in value):
         raise SettingsError(f"{name} must be a list of strings")
@@ -181,6 +193,8 @@ def _validate(s: Settings) -> None:
     for key in (f.name for f in dataclasses.fields(s.media)):
         if getattr(s.media, key) <= 0:
             raise SettingsError(f"media.{key} must be positive")
+    if s.control.max_speakers < 1 or s.control.speaking_limit_s < 10 or s.control.grace_s < 0:
+        raise SettingsError("control: max_speakers >= 1, speaking_limit_s >= 10, grace_s >= 0")
     if s.tokens.ttl_hours <= 0:
         raise SettingsError("tokens.ttl_hours must be positive")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jwt
 
+from bridge.conference import Actor
 from bridge.roles import Role
 from bridge.roster import Roster
 
@@ -26,6 +27,9 @@ class Identity:
     role: Role
     site_id: str | None
     subject: str  # stable name for logs and audit: site id or role
+
+    def actor(self) -> Actor:
+        return Actor(self.role, self.site_id, self.subject)
 
 
 class TokenAuthority:

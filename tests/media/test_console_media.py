@@ -19,7 +19,9 @@ async def test_console_gets_every_thumbnail_and_listens_in_privately(server: Run
     hall = server.participant(Role.HALL)
     sites = [server.participant(Role.SITE, s, width=320, height=180, fps=15) for s in SITES]
     console = server.participant(Role.TECHNICIAN, publish=False)
+    moderator = server.participant(Role.MODERATOR, publish=False)
     try:
+        await moderator.connect()
         for p in [hall, *sites, console]:
             await p.connect()
             await p.join_media()
@@ -38,10 +40,15 @@ async def test_console_gets_every_thumbnail_and_listens_in_privately(server: Run
         others = [tap(p, s) for p in (hall, *sites) for s in ("hall-audio", "speaker-audio")]
         await asyncio.sleep(0.5)
         assert listened.packets == 0, "nothing until the technician picks a site"
+        assert (await console.call("listen:set", {"site": SITES[1]}))["ok"]
+        await asyncio.sleep(1.0)
+        assert listened.packets == 0, "a muted microphone is not listened to, even privately"
+        assert (await moderator.call("mute:set", {"site": SITES[1], "muted": False}))["ok"]
         reply = await console.call("listen:set", {"site": SITES[1]})
         assert reply == {"ok": True, "site": SITES[1]}
         assert await wait_until(lambda: listened.packets > 20, 3), "the technician hears the site"
         assert all(t.packets == 0 for t in others), "nobody else hears the listen-in"
+        assert server.bridge.conference.program == "hall"
         assert (await console.call("listen:set", {"site": None}))["ok"]
         await asyncio.sleep(0.3)
         stopped = listened.packets
@@ -51,5 +58,5 @@ async def test_console_gets_every_thumbnail_and_listens_in_privately(server: Run
         refused = await sites[0].call("listen:set", {"site": SITES[1]})
         assert refused["ok"] is False and refused["error"]["code"] == "forbidden"
     finally:
-        for p in [hall, *sites, console]:
+        for p in [hall, *sites, console, moderator]:
             await p.close()

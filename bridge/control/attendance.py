@@ -1,0 +1,123 @@
+"""Attendance: who was connected when, what they answered, asked and said — and the report.
+
+Fed by presence changes and floor events; the report (CSV for spreadsheets, printable HTML in
+Vietnamese or English) is built from this record and the roll-calls, never from guesses.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.control.rollcall import RollCall
+from bridge.roster import Roster
+
+
+@dataclass(slots=True)
+class SiteRecord:
+    intervals: list[list[float | None]] = field(default_factory=list)  # [joined, left or None]
+    floor_requests: int = 0
+    grants: list[list[float | None]] = field(default_factory=list)  # [granted, released or None]
+    talk_s: float = 0.0  # time as the program's audible speaker (floor or voice)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.intervals) and self.intervals[-1][1] is None
+
+
+class Attendance:
+    def __init__(self, roster: Roster) -> None:
+        self.roster = roster
+        self.sites = {s.id: SiteRecord() for s in roster}
+
+    def joined(self, site: str, now: float) -> None:
+        rec = self.sites[site]
+        if not rec.connected:
+            rec.intervals.append([now, None])
+
+    def left(self, site: str, now: float) -> None:
+        rec = self.sites[site]
+        if rec.connected:
+            rec.intervals[-1][1] = now
+
+    def floor_event(self, kind: str, site: str, now: float) -> None:
+        rec = self.sites[site]
+        if kind == "requested":
+            rec.floor_requests += 1
+        elif kind == "granted":
+            rec.grants.append([now, None])
+        elif kind in ("released", "revoked", "expired") and rec.grants and rec.grants[-1][1] is None:
+            rec.grants[-1][1] = now
+
+    def add_talk(self, site: str, seconds: float) -> None:
+        self.sites[site].talk_s += seconds
+
+    def rows(self, rollcalls: list[RollCall], now: float) -> list[dict[str, Any]]:
+        out = []
+        for site in self.roster:
+            rec = self.sites[site.id]
+            closed = [(a, b if b is not None else now) for a, b in rec.intervals if a is not None]
+            grants = [(a, b if b is not None else now) for a, b in rec.grants if a is not None]
+            answers = [rc.answers[site.id] for rc in rollcalls if site.id in rc.answers]
+            out.append({
+                "site_id": site.id, "site": site.name, "region": self.roster.regions.get(site.region, site.region),
+                "first_join": _clock(closed[0][0]) if closed else "",
+                "last_leave": _clock(rec.intervals[-1][1]) if rec.intervals and rec.intervals[-1][1] else "",
+                "connected_s": round(sum(b - a for a, b in closed)),
+                "intervals": "; ".join(f"{_clock(a)}-{_clock(b)}" for a, b in closed),
+                "reconnects": max(0, len(closed) - 1),
+                "rollcall": "; ".join(_answer(a) for a in answers),
+                "floor_requests": rec.floor_requests,
+                "floor_grants": len(grants),
+                "floor_s": round(sum(b - a for a, b in grants)),
+                "talk_s": round(rec.talk_s),
+            })
+        return out
+
+
+COLUMNS = ("site_id", "site", "region", "first_join", "last_leave", "connected_s", "intervals",
+           "reconnects", "rollcall", "floor_requests", "floor_grants", "floor_s", "talk_s")
+HEADINGS = {
+    "vi": ("Mã", "Điểm cầu", "Khu vực", "Vào lúc", "Rời lúc", "Thời gian kết nối (s)",
+           "Các khoảng kết nối", "Số lần kết nối lại", "Điểm danh", "Xin phát biểu",
+           "Được phát biểu", "Thời gian phát biểu (s)", "Thời gian nói (s)"),
+    "en": ("Id", "Bridge point", "Region", "First joined", "Last left", "Connected (s)",
+           "Connected intervals", "Reconnects", "Roll-call", "Floor requests", "Floor grants",
+           "Floor time (s)", "Talk time (s)"),
+}
+TITLES = {"vi": "Báo cáo tham dự", "en": "Attendance report"}
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def to_html(rows: list[dict[str, Any]], title: str, lang: str, generated: float) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADINGS[lang])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in COLUMNS) + "</tr>"
+                   for r in rows)
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(generated))
+    return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+            f"<title>{html.escape(TITLES[lang])} – {html.escape(title)}</title>"
+            "<style>body{font:12px 'DejaVu Sans',sans-serif}table{border-collapse:collapse}"
+            "td,th{border:1px solid #999;padding:2px 4px;vertical-align:top}"
+            "th{background:#eee}@media print{@page{size:landscape}}</style></head><body>"
+            f"<h1>{html.escape(TITLES[lang])}</h1><p>{html.escape(title)} · {stamp}</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>")
+
+
+def _clock(t: float | None) -> str:
+    return "" if t is None else time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def _answer(a: Any) -> str:
+    extra = a.name or a.reason
+    return f"{a.status}{' (' + extra + ')' if extra else ''}"
