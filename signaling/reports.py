@@ -28,7 +28,8 @@ async def attendance_report(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="format must be csv or html, lang vi or en")
     conference = bridge.conference
     control = conference.control
-    rollcalls = [*control.rollcalls.history, *([control.rollcalls.current] if control.rollcalls.current else [])]
+    current = control.rollcalls.current
+    rollcalls = [*control.rollcalls.history, *([current] if current else [])]
     now = time.time()
     rows = control.attendance.rows(rollcalls, now)
     name = f"attendance-{conference.id}"

@@ -64,7 +64,8 @@ class Attendance:
             grants = [(a, b if b is not None else now) for a, b in rec.grants if a is not None]
             answers = [rc.answers[site.id] for rc in rollcalls if site.id in rc.answers]
             out.append({
-                "site_id": site.id, "site": site.name, "region": self.roster.regions.get(site.region, site.region),
+                "site_id": site.id, "site": site.name,
+                "region": self.roster.regions.get(site.region, site.region),
                 "first_join": _clock(closed[0][0]) if closed else "",
                 "last_leave": _clock(rec.intervals[-1][1]) if rec.intervals and rec.intervals[-1][1] else "",
                 "connected_s": round(sum(b - a for a, b in closed)),
