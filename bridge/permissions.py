@@ -20,6 +20,7 @@ MATRIX: dict[str, frozenset[Role]] = {
     "media:leave": EVERYONE,
     "audit:get": CONSOLE,
     "program:set": CONSOLE,
+    "program:mode": CONSOLE,
     "listen:set": TECHNICIAN,
     "record:start": TECHNICIAN,
     "record:stop": TECHNICIAN,

@@ -1,0 +1,45 @@
+"""The floor with real peers: the granted site is seen and heard everywhere, then muted again."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bridge.roles import Role
+from tests.conftest import RunningServer
+from tests.media.helpers import wait_until
+from tests.media.taps import tap
+
+pytestmark = pytest.mark.media
+A, B = "stttt-an-giang", "stttt-binh-dinh"
+
+
+async def test_granted_site_is_heard_and_seen_then_muted_on_release(server: RunningServer) -> None:
+    hall = server.participant(Role.HALL)
+    a = server.participant(Role.SITE, A, width=320, height=180, fps=15)
+    b = server.participant(Role.SITE, B, width=320, height=180, fps=15)
+    moderator = server.participant(Role.MODERATOR, publish=False)
+    try:
+        for p in (hall, a, b):
+            await p.connect()
+            await p.join_media()
+        await moderator.connect()
+        heard_by_b, heard_by_hall = tap(b, "program-audio"), tap(hall, "program-audio")
+        assert (await a.call("floor:request", {"topic": "Ý kiến"}))["ok"]
+        await asyncio.sleep(0.5)
+        assert heard_by_hall.packets == 0, "queued, still muted: nobody hears A"
+        assert (await moderator.call("floor:grant", {"site": A}))["ok"]
+        assert await wait_until(lambda: heard_by_b.packets > 20 and heard_by_hall.packets > 20, 3)
+        assert await wait_until(lambda: b.stats.last_code == a.code, 2), "A is on B's program"
+        assert server.bridge.hub.router.is_muted(B), "B did not ask: B stays muted"
+        assert (await a.call("floor:release", {}))["ok"]
+        assert await wait_until(lambda: b.stats.last_code == hall.code, 2), "back to the hall"
+        router = server.bridge.hub.router
+        assert router.is_muted(A), "the floor ends: A's microphone closes"
+        dropped = router.stats.muted
+        await asyncio.sleep(1.0)
+        assert router.stats.muted > dropped + 40, "A's audio is dropped in the bridge"
+    finally:
+        for p in (hall, a, b, moderator):
+            await p.close()

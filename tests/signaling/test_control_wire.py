@@ -1,0 +1,156 @@
+"""Conference control through Socket.IO: the permission matrix, one shared state, the report."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from bridge.permissions import MATRIX
+from bridge.roles import Role
+from tests.conftest import RunningServer
+from tests.media.helpers import wait_until
+
+SITE, OTHER = "stttt-ha-noi", "stttt-da-nang"
+PAYLOADS: dict[str, dict[str, Any]] = {
+    "floor:request": {"site": SITE, "topic": "câu hỏi"}, "floor:cancel": {"site": SITE},
+    "floor:release": {"site": SITE}, "floor:accept": {"site": SITE}, "floor:deny": {"site": SITE},
+    "floor:grant": {"site": SITE}, "floor:next": {}, "floor:revoke": {"site": SITE},
+    "floor:reorder": {"site": SITE, "position": 1}, "mute:self": {"muted": False},
+    "mute:set": {"site": SITE, "muted": False}, "mute:all": {}, "mute:ask": {"site": SITE},
+    "mute:answer": {"accept": True}, "rollcall:start": {}, "rollcall:answer": {"status": "present"},
+    "rollcall:mark": {"site": SITE, "status": "present"}, "rollcall:end": {},
+    "agenda:set": {"items": []}, "agenda:next": {}, "program:set": {"site": SITE},
+    "program:mode": {"mode": "floor"}, "listen:set": {"site": SITE}, "record:start": {},
+    "record:stop": {}, "audit:get": {}, "state:get": {},
+}
+
+
+class Client:
+    def __init__(self, server: RunningServer, role: Role, site: str | None = None) -> None:
+        self.server, self.role, self.site = server, role, site
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.states: list[dict[str, Any]] = []
+        self.sio.on("state", self._state)
+
+    async def _state(self, patch: dict[str, Any]) -> None:
+        self.states.append(patch)
+
+    async def __aenter__(self) -> Client:
+        await self.sio.connect(self.server.url, auth={"token": self.server.token(self.role, self.site)},
+                               transports=["websocket"], wait_timeout=5)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sio.disconnect()
+
+    async def call(self, event: str, payload: Any) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.sio.call(event, payload, timeout=5)
+        return reply
+
+
+def test_every_http_and_socket_action_is_in_the_matrix() -> None:
+    assert set(PAYLOADS) | {"media:offer", "media:leave", "report:attendance"} == set(MATRIX)
+
+
+async def test_the_full_permission_matrix(server: RunningServer) -> None:
+    roles = {Role.HALL: None, Role.TECHNICIAN: None, Role.MODERATOR: None, Role.SITE: SITE,
+             Role.OBSERVER: None}
+    refused = 0
+    for role, site in roles.items():
+        async with Client(server, role, site) as client:
+            for action, payload in PAYLOADS.items():
+                if role in MATRIX[action]:
+                    continue
+                version = server.bridge.conference.version
+                reply = await client.call(action, payload)
+                assert reply["ok"] is False and reply["error"]["code"] == "forbidden", (role, action, reply)
+                assert server.bridge.conference.version == version, (role, action)
+                refused += 1
+    assert refused > 60
+    assert server.bridge.conference.control.floor.holders == {}
+    assert server.bridge.conference.recording is None
+
+
+@pytest.mark.parametrize(("action", "payload"), [
+    ("floor:request", {"site": OTHER}), ("floor:cancel", {"site": OTHER}),
+    ("floor:release", {"site": OTHER}), ("floor:request", {"site": "hall"}),
+])
+async def test_a_site_cannot_act_on_another_site(server: RunningServer, action: str,
+                                                 payload: dict[str, Any]) -> None:
+    async with Client(server, Role.SITE, SITE) as client:
+        version = server.bridge.conference.version
+        reply = await client.call(action, payload)
+        assert reply["ok"] is False and reply["error"]["code"] == "forbidden"
+        assert server.bridge.conference.version == version
+
+
+@pytest.mark.parametrize(("action", "payload", "code"), [
+    ("floor:request", {"topic": "x" * 201}, "too_large"),
+    ("floor:request", {"topic": 5}, "bad_request"),
+    ("floor:request", {"priority": 3, "extra": 1}, "bad_request"),
+    ("mute:self", {}, "bad_request"),
+    ("mute:self", {"muted": "yes"}, "bad_request"),
+    ("rollcall:answer", {"status": "present"}, "conflict"),
+    ("floor:release", {}, "conflict"),
+])
+async def test_bad_commands_are_refused_clearly(server: RunningServer, action: str,
+                                                payload: dict[str, Any], code: str) -> None:
+    async with Client(server, Role.SITE, SITE) as client:
+        version = server.bridge.conference.version
+        reply = await client.call(action, payload)
+        assert reply["ok"] is False and reply["error"]["code"] == code, reply
+        assert reply["error"]["message"]
+        assert server.bridge.conference.version == version
+
+
+async def test_everyone_sees_the_same_queue_and_holder(server: RunningServer) -> None:
+    async with Client(server, Role.SITE, SITE) as site, Client(server, Role.SITE, OTHER) as other, \
+            Client(server, Role.MODERATOR) as moderator, Client(server, Role.TECHNICIAN) as tech:
+        clients = [site, other, moderator, tech]
+        assert (await site.call("floor:request", {"topic": "Về chuyển đổi số"}))["ok"]
+        assert (await other.call("floor:request", {}))["ok"]
+        granted = await moderator.call("floor:grant", {"site": SITE})
+        assert granted["ok"]
+        version = granted["version"]
+        assert await wait_until(lambda: all(c.states and c.states[-1]["version"] == version
+                                            for c in clients), 5)
+        for c in clients:
+            last_floor = next(p["floor"] for p in reversed(c.states) if "floor" in p)
+            assert [h["site"] for h in last_floor["holders"]] == [SITE]
+            assert [q["site"] for q in last_floor["queue"]] == [OTHER]
+            assert next(p["program"] for p in reversed(c.states) if "program" in p) == SITE
+        snapshot = (await other.call("state:get", {}))["state"]
+        assert snapshot["version"] == version and snapshot["mutes"][SITE]["muted"] is False
+        audit = (await moderator.call("audit:get", {}))["entries"]
+        assert [(e["actor"], e["action"], e["result"]) for e in audit][-3:] == [
+            (SITE, "floor:request", "ok"), (OTHER, "floor:request", "ok"),
+            ("moderator", "floor:grant", "ok")]
+
+
+async def test_attendance_report_over_http(server: RunningServer) -> None:
+    async with Client(server, Role.MODERATOR) as moderator, Client(server, Role.SITE, SITE) as site:
+        assert (await moderator.call("rollcall:start", {}))["ok"]
+        assert (await site.call("rollcall:answer", {"status": "present"}))["ok"]
+        url = f"{server.url}/api/reports/attendance"
+        auth = {"Authorization": f"Bearer {server.token(Role.MODERATOR)}"}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url, headers=auth) as response:
+                assert response.status == 200
+                text = (await response.read()).decode("utf-8-sig")
+            rows = {r["site_id"]: r for r in csv.DictReader(io.StringIO(text))}
+            assert len(rows) == 67 and rows[SITE]["rollcall"] == "present"
+            assert rows[SITE]["site"] == "Sở Thông tin và Truyền thông Hà Nội"
+            async with http.get(url + "?format=html&lang=en", headers=auth) as response:
+                assert response.status == 200 and "Attendance report" in await response.text()
+            site_auth = {"Authorization": f"Bearer {server.token(Role.SITE, SITE)}"}
+            async with http.get(url, headers=site_auth) as response:
+                assert response.status == 403
+            async with http.get(url) as response:
+                assert response.status == 401
+            async with http.get(url + "?format=pdf", headers=auth) as response:
+                assert response.status == 400
