@@ -53,10 +53,13 @@ export class BridgeClient extends EventTarget {
       this.snapshot();  // we missed something: ask for the whole state
       return;
     }
-    const next = { ...this.state, version: patch.version };
-    if (patch.sites) next.sites = { ...this.state.sites, ...patch.sites };
-    if (patch.program !== undefined) next.program = patch.program;
+    const next = { ...this.state };
+    for (const [key, value] of Object.entries(patch)) {
+      if (key === "sites") next.sites = { ...this.state.sites, ...value };
+      else if (key !== "events") next[key] = value;  // events: what happened, not state
+    }
     this.state = next;
+    if (patch.events) this._emit("events", patch.events);
     this._emit("state", next);
   }
 
