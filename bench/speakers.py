@@ -17,6 +17,7 @@ detection delay p50/p95 after a speaker starts) and a PNG timeline of one stretc
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import shutil
@@ -62,8 +63,8 @@ class Turn:
 
 def speak(text: str, voice: str, speed: int, pitch: int, workdir: Path) -> np.ndarray:
     path = workdir / f"{abs(hash((text, voice, speed, pitch)))}.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text],
-                   check=True, capture_output=True)
+    command = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text]
+    subprocess.run(command, check=True, capture_output=True)
     with wave.open(str(path)) as w:
         data = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
         rate = w.getframerate()
@@ -85,7 +86,8 @@ def transient(kind: str, rng: random.Random) -> np.ndarray:
                 * np.exp(-t * 60)).astype(np.float32)
     if kind == "paper":
         n = int(RATE * rng.uniform(0.5, 1.5))
-        return (n_rng.normal(0, 0.05, n) * (0.5 + 0.5 * np.abs(np.sin(np.arange(n) / 900)))).astype(np.float32)
+        swell = 0.5 + 0.5 * np.abs(np.sin(np.arange(n) / 900))
+        return (n_rng.normal(0, 0.05, n) * swell).astype(np.float32)
     n = int(RATE * rng.uniform(1.0, 3.0))  # keyboard: 8 ms clicks every 100-200 ms
     out = np.zeros(n, np.float32)
     at = 0
@@ -95,7 +97,10 @@ def transient(kind: str, rng: random.Random) -> np.ndarray:
     return out
 
 
-def build(workdir: Path, minutes: float, seed: int) -> tuple[np.ndarray, list[Turn], list[tuple[int, float, str]]]:
+Events = list[tuple[int, float, str]]  # (site, time s, kind) of what must not take the floor
+
+
+def build(workdir: Path, minutes: float, seed: int) -> tuple[np.ndarray, list[Turn], Events]:
     rng = random.Random(seed)
     total = int(minutes * 60 * RATE)
     audio = np.zeros((SITES, total), np.float32)
@@ -110,7 +115,7 @@ def build(workdir: Path, minutes: float, seed: int) -> tuple[np.ndarray, list[Tu
     back = {s: speak(BACKCHANNEL[voices[s][0]], voices[s][1], voices[s][2], voices[s][3], workdir)
             for s in range(SITES)}
     turns: list[Turn] = []
-    events: list[tuple[int, float, str]] = []
+    events: Events = []
     t, previous = 1.0, -1
     while t < minutes * 60 - 25:
         site = rng.choice([s for s in range(SITES) if s != previous])
@@ -147,18 +152,17 @@ def levels(audio: np.ndarray) -> np.ndarray:
     return np.clip(np.round(-dbov), 0, 127).astype(np.int16)
 
 
+LOUD_ENOUGH = 40  # (a) and (b) consider a site only above -40 dBov: rooms' noise is below
+
+
 def run_loudest(lv: np.ndarray, hold_s: float) -> np.ndarray:
+    """The loudest site of each frame; with `hold_s`, a new choice stays at least that long."""
     out = np.full(lv.shape[1], -1)
-    current, candidate, since = -1, -1, 0
+    current, switched = -1, -1e9
     for f in range(lv.shape[1]):
         loudest = int(np.argmin(lv[:, f]))
-        if lv[loudest, f] >= 90:  # nobody above silence: keep the last
-            out[f] = current
-            continue
-        if loudest != candidate:
-            candidate, since = loudest, f
-        if candidate != current and (f - since + 1) * 0.02 >= hold_s:
-            current = candidate
+        if lv[loudest, f] <= LOUD_ENOUGH and loudest != current and f * 0.02 - switched >= hold_s:
+            current, switched = loudest, f * 0.02
         out[f] = current
     return out
 
@@ -179,9 +183,14 @@ def run_dominant(lv: np.ndarray) -> np.ndarray:
 
 
 def truth(turns: list[Turn], frames: int) -> np.ndarray:
+    """Who holds the floor each frame: in an overlap, the speaker who has it until they finish."""
     out = np.full(frames, -1)
-    for turn in turns:  # a later turn owns an overlap from its start
+    for turn in turns:
         out[int(turn.start / 0.02) : int(turn.end / 0.02)] = turn.site
+    for before, turn in itertools.pairwise(turns):
+        if turn.start < before.end:  # the interrupting speaker takes over when the other stops
+            out[int(turn.start / 0.02) : int(before.end / 0.02)] = before.site
+            turn.start = before.end
     return out
 
 
@@ -227,7 +236,8 @@ def plot(path: Path, right: np.ndarray, results: dict[str, np.ndarray], span: tu
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=12.0)
     parser.add_argument("--hold", type=float, default=1.0, help="hold time of detector (b), seconds")

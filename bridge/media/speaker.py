@@ -27,20 +27,20 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True, slots=True)
 class SpeakerParams:
     tick_s: float = 0.3  # how often the decision is taken
-    margin_db: float = 12.0  # above the noise floor, a frame counts as speech
+    margin_db: float = 8.0  # above the noise floor, a frame counts as speech
     floor_rise_db_s: float = 4.0  # how fast the noise floor follows a louder room
     immediate_frames: int = 10  # 200 ms
     medium_block_frames: int = 5  # 100 ms sub-blocks...
-    medium_block_active: int = 3  # ...active when 3 of their 5 frames are
-    medium_blocks: int = 8  # ...over 800 ms
+    medium_block_active: int = 2  # ...active when 2 of their 5 frames are
+    medium_blocks: int = 6  # ...over 600 ms
     long_block_frames: int = 25  # 500 ms blocks...
     long_block_active: int = 12  # ...active when half their frames are
-    long_blocks: int = 8  # ...over 4 s
+    long_blocks: int = 6  # ...over 3 s
     p: float = 0.5
     lambdas: tuple[float, float, float] = (0.78, 24.0, 47.0)  # weight of activity per scale
     c1: float = 3.0
     c2: float = 2.0
-    c3: float = -40.0  # a silent dominant speaker's recent past must not keep the floor long
+    c3: float = -150.0  # a silent dominant speaker's recent past keeps it ~1 s, not longer
     idle_s: float = 3600.0  # forget a source not heard for this long
 
 
@@ -53,7 +53,7 @@ def score(k: int, n: int, p: float, lam: float) -> float:
 @dataclass(slots=True)
 class _Source:
     params: SpeakerParams
-    floor_db: float = -127.0
+    floor_db: float | None = None  # the room's noise floor, from the first level on
     frames: deque[bool] = field(default_factory=deque)
     last_at: float = 0.0
     last_level_db: float = -127.0
@@ -61,8 +61,10 @@ class _Source:
     def add(self, level: int, dt: float) -> None:
         loud = -float(level)  # RFC 6464: 0 is the loudest, 127 silence (-dBov)
         self.last_level_db = loud
-        self.floor_db = loud if loud < self.floor_db else self.floor_db + self.params.floor_rise_db_s * dt
-        active = loud - self.floor_db >= self.params.margin_db
+        floor = loud if self.floor_db is None or loud < self.floor_db else (
+            self.floor_db + self.params.floor_rise_db_s * dt)
+        self.floor_db = floor
+        active = loud - floor >= self.params.margin_db
         self.frames.append(active)
         keep = self.params.long_blocks * self.params.long_block_frames
         while len(self.frames) > keep:
