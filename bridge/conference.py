@@ -20,6 +20,13 @@ from bridge.permissions import check
 from bridge.roles import Role
 from bridge.roster import Roster
 
+MODES = {
+    "floor": "the floor holder is the program; the main hall otherwise",
+    "voice": "the dominant speaker among unmuted sources (main hall included) is the program",
+    "lecture": "the main hall stays on the program; granted sites are heard",
+    "pinned": "a technician's chosen source stays on the program",
+}
+
 
 class Presence(StrEnum):
     OFFLINE = "offline"  # never joined, or left
@@ -59,8 +66,9 @@ class Conference:
         self.title = title
         self.roster = roster
         self.version = 0
-        self.mode = "floor"  # floor: the floor holder is the program; pinned: set by hand
+        self.mode = "floor"  # see MODES
         self.pinned = roster.hall.id
+        self.dominant: str | None = None  # the dominant speaker (voice activity)
         self.program = roster.hall.id
         self.recording: dict[str, Any] | None = None  # {"file", "since"} while recording
         self.sites = {s.id: SiteStatus() for s in roster}
@@ -101,12 +109,21 @@ class Conference:
         return self._patch(Changes({"program"}), now)
 
     def set_mode(self, mode: str, now: float) -> dict[str, Any] | None:
-        if mode not in ("floor", "pinned"):
-            raise Refused("bad_request", "mode must be 'floor' or 'pinned'")
+        if mode not in MODES:
+            raise Refused("bad_request", f"mode must be one of {', '.join(MODES)}")
         if mode == self.mode:
             return None
         self.mode = mode
         return self._patch(Changes({"program"}), now)
+
+    def set_dominant(self, site: str | None, now: float) -> dict[str, Any] | None:
+        """The voice-activity decision; in `voice` mode it moves the program."""
+        if site == self.dominant:
+            return None
+        self.dominant = site
+        patch = self._patch(Changes({"dominant"}), now)
+        patch["dominant"] = site
+        return patch
 
     # -- presence and recording ------------------------------------------------------------
 
@@ -138,7 +155,8 @@ class Conference:
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         now = self._clock_now if now is None else now
         return {"version": self.version, "conference": {"id": self.id, "title": self.title},
-                "program": self.program, "mode": self.mode, "recording": self.recording,
+                "program": self.program, "mode": self.mode, "dominant": self.dominant,
+                "recording": self.recording,
                 "sites": {sid: st.to_wire() for sid, st in self.sites.items()},
                 **{name: self._section(name, now) for name in ("floor", "mutes", "rollcall", "agenda")}}
 
@@ -159,7 +177,7 @@ class Conference:
         self._clock_now = now
         self.version += 1
         patch: dict[str, Any] = {"version": self.version}
-        for name in sorted(changes.sections - {"program"}):
+        for name in sorted(changes.sections - {"program", "dominant"}):
             patch[name] = self._section(name, now)
         program = self._choose_program()
         if program != self.program or "program" in changes.sections:
@@ -171,10 +189,15 @@ class Conference:
         return patch
 
     def _choose_program(self) -> str:
+        hall = self.roster.hall.id
         if self.mode == "pinned":
             return self.pinned
+        if self.mode == "lecture":
+            return hall
+        if self.mode == "voice":
+            return self.dominant or hall
         holders = self.control.floor.holders
-        return next(iter(holders)) if holders else self.roster.hall.id
+        return next(iter(holders)) if holders else hall
 
     def _presence_witness(self, site: str) -> Evidence:
         return Evidence(connected=self.sites[site].presence is Presence.LIVE)

@@ -17,6 +17,7 @@ from bridge.media.hub import MediaHub
 from bridge.media.policy import HIGH, THUMBNAIL, Scene
 from bridge.media.router import MediaRouter
 from bridge.media.sdp import parse_networks
+from bridge.media.speaker import SpeakerParams
 from bridge.roster import Roster, load_roster
 from signaling.broadcast import Broadcaster
 from signaling.namespace import ConferenceNamespace
@@ -90,7 +91,10 @@ def build_bridge(settings: Settings) -> Bridge:
                                max_http_buffer_size=MAX_MESSAGE_BYTES, logger=False,
                                engineio_logger=False)
     broadcaster = Broadcaster(lambda event, payload, to: sio.emit(event, payload, to=to))
-    service = ConferenceService(conference, hub, broadcaster, settings.recording_dir())
+    sp = settings.speaker
+    speaker = SpeakerParams(tick_s=sp.tick_s, margin_db=sp.margin_db,
+                            floor_rise_db_s=sp.floor_rise_db_s, c1=sp.c1, c2=sp.c2, c3=sp.c3)
+    service = ConferenceService(conference, hub, broadcaster, settings.recording_dir(), speaker)
     namespace = ConferenceNamespace(tokens, service, settings.media)
     relay.target = namespace
     sio.register_namespace(namespace)

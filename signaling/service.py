@@ -19,6 +19,7 @@ from bridge.control.commands import Command
 from bridge.control.rollcall import Evidence
 from bridge.media.hub import MediaHub
 from bridge.media.policy import Scene
+from bridge.media.speaker import DominantSpeaker, SpeakerParams
 from signaling.broadcast import Broadcaster
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,11 @@ AUDIO_FRESH_S = 5.0  # audio seen within this long counts as "heard" for roll-ca
 
 class ConferenceService:
     def __init__(self, conference: Conference, hub: MediaHub, broadcaster: Broadcaster,
-                 recordings: Path) -> None:
+                 recordings: Path, speaker: SpeakerParams | None = None) -> None:
         self.conference = conference
+        self.speakers = DominantSpeaker(speaker)
+        self._decided_at: float | None = None
+        hub.router.on_audio_level = self.on_audio_level
         self.hub = hub
         self.broadcaster = broadcaster
         self.recordings = recordings
@@ -54,6 +58,7 @@ class ConferenceService:
         while True:
             await asyncio.sleep(CLOCK_S)
             try:
+                self.conference.control.attendance.add_program(self.conference.program, CLOCK_S)
                 patch = self.conference.tick(time.time())
                 if patch is not None:
                     self.publish(patch)
@@ -103,6 +108,25 @@ class ConferenceService:
         c = self.conference
         heard = tuple(s for s in c.control.floor.holders if s != c.program)
         self.hub.set_scene(Scene(c.roster.hall.id, c.program, heard, dict(self.listen)))
+
+    def on_audio_level(self, source: str, level: int, voice: bool, now: float) -> None:
+        """Every audio packet's RFC 6464 level; on the tick, who dominates (unmuted only)."""
+        speakers = self.speakers
+        if source not in self.conference.sites:
+            return
+        speakers.level(source, level, now)
+        if not speakers.due(now):
+            return
+        previous = speakers.dominant
+        unmuted = set(self.conference.sites) - self._muted
+        dominant = speakers.decide(now, unmuted)
+        if previous is not None and self._decided_at is not None:
+            self.conference.control.attendance.add_talk(previous, now - self._decided_at)
+        self._decided_at = now
+        if dominant != self.conference.dominant:
+            patch = self.conference.set_dominant(dominant, time.time())
+            if patch is not None:
+                self.publish(patch)
 
     def evidence(self, site: str) -> Evidence:
         stats = self.hub.router.publisher_stats(site)

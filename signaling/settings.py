@@ -83,6 +83,16 @@ class ControlSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeakerSettings:
+    tick_s: float = 0.3
+    margin_db: float = 8.0
+    floor_rise_db_s: float = 4.0
+    c1: float = 3.0
+    c2: float = 2.0
+    c3: float = -150.0
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingSettings:
     directory: str = "recordings"
 
@@ -97,6 +107,7 @@ class Settings:
     media: MediaSettings = field(default_factory=MediaSettings)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
     control: ControlSettings = field(default_factory=ControlSettings)
+    speaker: SpeakerSettings = field(default_factory=SpeakerSettings)
     # folder that relative paths (roster, secret file) are resolved against
     base_dir: Path = REPO_ROOT / "configs"
 
@@ -195,6 +206,8 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"media.{key} must be positive")
     if s.control.max_speakers < 1 or s.control.speaking_limit_s < 10 or s.control.grace_s < 0:
         raise SettingsError("control: max_speakers >= 1, speaking_limit_s >= 10, grace_s >= 0")
+    if not 0.05 <= s.speaker.tick_s <= 2 or s.speaker.margin_db <= 0:
+        raise SettingsError("speaker: tick_s from 0.05 to 2 s, margin_db positive")
     if s.tokens.ttl_hours <= 0:
         raise SettingsError("tokens.ttl_hours must be positive")
 

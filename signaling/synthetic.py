@@ -117,13 +117,17 @@ class SyntheticVideo(MediaStreamTrack):
 
 
 class SyntheticAudio(MediaStreamTrack):
-    """A steady tone (its pitch from the code) at a chosen level; `speaking` switches it off/on."""
+    """A tone (its pitch from the code) shaped by `pattern`:
+    "tone" (steady: to a speaker detector, like a hum), "speech" (syllables: 180 ms of sound,
+    80 ms of quiet), "silence"; `click()` adds one 200 ms burst (a transient, not speech)."""
 
     kind = "audio"
 
     def __init__(self, code: int, level: float = 0.2) -> None:
         super().__init__()
         self.speaking = True
+        self.pattern = "tone"
+        self._click_frames = 0
         self._freq = 220.0 + 20.0 * (code % 32)
         self._level = level
         self._start: float | None = None
@@ -135,7 +139,10 @@ class SyntheticAudio(MediaStreamTrack):
         due = self._start + self._index * AUDIO_SAMPLES / AUDIO_RATE
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         t = (np.arange(AUDIO_SAMPLES) + self._index * AUDIO_SAMPLES) / AUDIO_RATE
-        amp = self._level * 32767 if self.speaking else 0.0
+        amp = self._level * 32767 if self.speaking and self._sounding() else 0.0
+        if self._click_frames > 0:
+            self._click_frames -= 1
+            amp = 0.8 * 32767
         samples = (amp * np.sin(2 * math.pi * self._freq * t)).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = AUDIO_RATE
@@ -143,3 +150,13 @@ class SyntheticAudio(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, AUDIO_RATE)
         self._index += 1
         return frame
+
+    def click(self) -> None:
+        self._click_frames = 10  # 200 ms
+
+    def _sounding(self) -> bool:
+        if self.pattern == "silence":
+            return False
+        if self.pattern == "speech":
+            return self._index % 13 < 9  # 180 ms on, 80 ms off
+        return True

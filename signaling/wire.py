@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.conference import MODES
 from bridge.control.agenda import Item
 from bridge.control.commands import (
     TOPIC_MAX,
@@ -204,6 +205,6 @@ def parse_since(payload: Any) -> int:
 def parse_mode(payload: Any) -> str:
     data = _object(payload, {"mode"})
     mode = data.get("mode")
-    if mode not in ("floor", "pinned"):
-        raise WireError("bad_request", "mode must be 'floor' or 'pinned'")
+    if mode not in MODES:
+        raise WireError("bad_request", f"mode must be one of {', '.join(MODES)}")
     return str(mode)

@@ -22,7 +22,8 @@ class SiteRecord:
     intervals: list[list[float | None]] = field(default_factory=list)  # [joined, left or None]
     floor_requests: int = 0
     grants: list[list[float | None]] = field(default_factory=list)  # [granted, released or None]
-    talk_s: float = 0.0  # time as the program's audible speaker (floor or voice)
+    talk_s: float = 0.0  # time as the dominant speaker (voice activity)
+    program_s: float = 0.0  # time on the program
 
     @property
     def connected(self) -> bool:
@@ -56,6 +57,9 @@ class Attendance:
     def add_talk(self, site: str, seconds: float) -> None:
         self.sites[site].talk_s += seconds
 
+    def add_program(self, site: str, seconds: float) -> None:
+        self.sites[site].program_s += seconds
+
     def rows(self, rollcalls: list[RollCall], now: float) -> list[dict[str, Any]]:
         out = []
         for site in self.roster:
@@ -76,19 +80,21 @@ class Attendance:
                 "floor_grants": len(grants),
                 "floor_s": round(sum(b - a for a, b in grants)),
                 "talk_s": round(rec.talk_s),
+                "program_s": round(rec.program_s),
             })
         return out
 
 
 COLUMNS = ("site_id", "site", "region", "first_join", "last_leave", "connected_s", "intervals",
-           "reconnects", "rollcall", "floor_requests", "floor_grants", "floor_s", "talk_s")
+           "reconnects", "rollcall", "floor_requests", "floor_grants", "floor_s", "talk_s", "program_s")
 HEADINGS = {
     "vi": ("Mã", "Điểm cầu", "Khu vực", "Vào lúc", "Rời lúc", "Thời gian kết nối (s)",
            "Các khoảng kết nối", "Số lần kết nối lại", "Điểm danh", "Xin phát biểu",
-           "Được phát biểu", "Thời gian phát biểu (s)", "Thời gian nói (s)"),
+           "Được phát biểu", "Thời gian phát biểu (s)", "Thời gian nói (s)",
+           "Thời gian lên sóng (s)"),
     "en": ("Id", "Bridge point", "Region", "First joined", "Last left", "Connected (s)",
            "Connected intervals", "Reconnects", "Roll-call", "Floor requests", "Floor grants",
-           "Floor time (s)", "Talk time (s)"),
+           "Floor time (s)", "Talk time (s)", "On the program (s)"),
 }
 TITLES = {"vi": "Báo cáo tham dự", "en": "Attendance report"}
 

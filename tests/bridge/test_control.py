@@ -199,3 +199,20 @@ def test_attendance_report_of_a_scripted_meeting() -> None:
     page = to_html(rows, "Hội nghị", "vi", 1600.0)
     assert "Báo cáo tham dự" in page and "Sở TT&amp;TT Đà Nẵng" in page
     assert "Attendance report" in to_html(rows, "Hội nghị", "en", 1600.0)
+
+
+def test_program_modes() -> None:
+    c = conference()
+    c.apply(MOD, FloorGrant("hn"), 1.0)
+    assert c.program == "hn"
+    c.set_dominant("dn", 2.0)
+    assert c.program == "hn", "floor mode: the floor holder, not the loudest"
+    patch = c.set_mode("voice", 3.0)
+    assert patch is not None and patch["program"] == "dn" and patch["mode"] == "voice"
+    assert c.set_dominant("bo", 4.0)["program"] == "bo"  # type: ignore[index]
+    assert c.set_mode("lecture", 5.0)["program"] == "hall"  # type: ignore[index]
+    assert c.set_program("dn", 6.0)["program"] == "dn"  # type: ignore[index]
+    assert c.mode == "pinned"
+    assert c.set_mode("floor", 7.0)["program"] == "hn"  # type: ignore[index]
+    with pytest.raises(Refused):
+        c.set_mode("karaoke", 8.0)

@@ -25,7 +25,7 @@ def test_shipped_file_matches_the_defaults_and_documents_every_key() -> None:
     shipped = load_settings(DEFAULT_CONFIG, env={})
     assert shipped == load_settings(None, env={})
     text = DEFAULT_CONFIG.read_text(encoding="utf-8")
-    for section in ("server", "conference", "ice", "store", "tokens", "media", "recording", "control"):
+    for section in ("server", "conference", "ice", "store", "tokens", "media", "recording", "control", "speaker"):
         for key in type(getattr(shipped, section)).__dataclass_fields__:
             assert f"\n{key} = " in text, f"{section}.{key} is not in configs/hallbridge.toml"
 
