@@ -19,11 +19,13 @@ from bridge.media.router import MediaRouter
 from bridge.media.sdp import parse_networks
 from bridge.media.speaker import SpeakerParams
 from bridge.roster import Roster, load_roster
+from bridge.store import MemoryStore, StateStore
 from signaling.broadcast import Broadcaster
 from signaling.namespace import ConferenceNamespace
+from signaling.redis_store import RedisStore
 from signaling.reports import attendance_report
 from signaling.service import ConferenceService
-from signaling.settings import REPO_ROOT, Settings, SettingsError
+from signaling.settings import REPO_ROOT, Settings
 from signaling.tokens import TokenAuthority, load_secret
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,6 @@ def allowed_origins(settings: Settings) -> list[str]:
 
 
 def build_bridge(settings: Settings) -> Bridge:
-    if settings.store.backend != "memory":
-        raise SettingsError(f"store.backend = {settings.store.backend!r} is not available in this build")
     roster = load_roster(settings.roster_path())
     secret = load_secret(settings.tokens.secret_env, settings.secret_path())
     tokens = TokenAuthority(secret, settings.conference.id, roster)
@@ -87,14 +87,22 @@ def build_bridge(settings: Settings) -> Bridge:
     router = MediaRouter(Scene(roster.hall.id, conference.program),
                          settings.media.pli_interval_ms / 1000, bitrates_bps=bitrates)
     hub = MediaHub(policy, router, relay)
+    store: StateStore = MemoryStore()
+    manager = None
+    if settings.store.backend == "redis":
+        store = RedisStore(settings.store.redis_url, settings.store.key_prefix, settings.conference.id)
+        # broadcasts reach clients connected to any process of this conference
+        channel = f"{settings.store.key_prefix}{settings.conference.id}:socketio"
+        manager = socketio.AsyncRedisManager(settings.store.redis_url, channel=channel)
     sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins=allowed_origins(settings),
                                max_http_buffer_size=MAX_MESSAGE_BYTES, logger=False,
-                               engineio_logger=False)
+                               engineio_logger=False, client_manager=manager)
     broadcaster = Broadcaster(lambda event, payload, to: sio.emit(event, payload, to=to))
     sp = settings.speaker
     speaker = SpeakerParams(tick_s=sp.tick_s, margin_db=sp.margin_db,
                             floor_rise_db_s=sp.floor_rise_db_s, c1=sp.c1, c2=sp.c2, c3=sp.c3)
-    service = ConferenceService(conference, hub, broadcaster, settings.recording_dir(), speaker)
+    service = ConferenceService(conference, hub, broadcaster, settings.recording_dir(), speaker,
+                                store)
     namespace = ConferenceNamespace(tokens, service, settings.media)
     relay.target = namespace
     sio.register_namespace(namespace)
@@ -125,7 +133,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     bridge = app[BRIDGE]
     bridge.broadcaster.start()
     bridge.hub.start()
-    bridge.service.start()
+    await bridge.service.start()
     yield
     await bridge.service.stop()
     await bridge.hub.close()
@@ -138,9 +146,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     bridge = request.app[BRIDGE]
-    body: dict[str, Any] = {"ok": True, "store": bridge.settings.store.backend,
+    ready = bridge.service.keeper.ready
+    body: dict[str, Any] = {"ok": ready, "store": bridge.settings.store.backend,
                             "sites": len(bridge.roster), "version": bridge.conference.version}
-    return web.json_response(body)
+    if not ready:
+        body["error"] = "the state store is unreachable: commands are refused"
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def index(request: web.Request) -> web.Response:

@@ -75,7 +75,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if previous is not None:  # the same site joined again: the new page takes the slot
                 await self._hub.leave(identity.site_id)
                 await self.disconnect(previous)
-            self._presence(identity.site_id, Presence.SIGNALING)
+            await self._service.presence_now(identity.site_id, Presence.SIGNALING)
         await self.emit("welcome", self._welcome(identity), to=sid)
         log.info("connected site=%s role=%s", identity.subject, identity.role.value)
 
@@ -150,19 +150,19 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _do_command(self, sid: str, identity: Identity, payload: Any, event: str) -> dict[str, Any]:
         command = parse_command(event, payload, identity.site_id)
-        self._service.apply(identity.actor(), command)
+        await self._service.apply(identity.actor(), command)
         return ok(version=self._conference.version)
 
     async def _do_program_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         site = parse_site_choice(payload, self._conference.roster, allow_none=False)
         assert site is not None
-        self._service.set_program(site)
+        await self._service.set_program(site)
         self._audit(identity, "program:set", site)
         return ok(version=self._conference.version)
 
     async def _do_program_mode(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         mode = parse_mode(payload)
-        self._service.set_mode(mode)
+        await self._service.set_mode(mode)
         self._audit(identity, "program:mode", mode)
         return ok(version=self._conference.version)
 
@@ -183,8 +183,8 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise WireError("conflict", "already recording")
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         path = self._service.recordings / f"{self._conference.id}-{stamp}.mkv"
+        await self._service.set_recording(path.name)
         self._hub.start_recording(path)
-        self._broadcast(self._conference.set_recording(path.name, time.time()))
         self._audit(identity, "record:start", path.name)
         return ok(file=path.name)
 
@@ -193,7 +193,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if self._hub.recording is None:
             raise WireError("conflict", "not recording")
         summary = await self._hub.stop_recording()
-        self._broadcast(self._conference.set_recording(None, time.time()))
+        await self._service.set_recording(None)
         self._audit(identity, "record:stop", Path(summary.path).name)
         return ok(file=Path(summary.path).name, seconds=round(summary.seconds, 1),
                   video_frames=summary.video_frames, audio_frames=summary.audio_frames)
@@ -236,9 +236,6 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     def _presence(self, site_id: str, presence: Presence) -> None:
         self._service.presence(site_id, presence)
-
-    def _broadcast(self, patch: dict[str, Any]) -> None:
-        self._service.publish(patch)
 
     def _welcome(self, identity: Identity) -> dict[str, Any]:
         site = self._conference.roster.get(identity.site_id) if identity.site_id else None

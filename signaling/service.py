@@ -1,8 +1,9 @@
-"""The conference service: applies commands, broadcasts each patch, keeps the media in step.
+"""The conference service: changes the state through the keeper, keeps the media in step.
 
-One place couples the conference state (bridge.conference), the media hub and the broadcaster:
-after every change the router's mute set and the media scene follow the state. It owns the
-one-second control clock (speaking-time warnings and ends, grace periods).
+One place couples the conference state (bridge.conference), its store (signaling.persistence),
+the media hub and the broadcaster: after every committed change the router's mute set and the
+media scene follow the state, and the patch goes to every client. It owns the one-second control
+clock (speaking-time warnings and ends, grace periods, program time).
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bridge.conference import Actor, Conference, Presence
+from bridge.control import Refused
 from bridge.control.commands import Command
 from bridge.control.rollcall import Evidence
 from bridge.media.hub import MediaHub
 from bridge.media.policy import Scene
 from bridge.media.speaker import DominantSpeaker, SpeakerParams
+from bridge.store import MemoryStore, StateStore
 from signaling.broadcast import Broadcaster
+from signaling.persistence import StateKeeper
 
 log = logging.getLogger(__name__)
 CLOCK_S = 1.0
@@ -29,23 +34,28 @@ AUDIO_FRESH_S = 5.0  # audio seen within this long counts as "heard" for roll-ca
 
 class ConferenceService:
     def __init__(self, conference: Conference, hub: MediaHub, broadcaster: Broadcaster,
-                 recordings: Path, speaker: SpeakerParams | None = None) -> None:
+                 recordings: Path, speaker: SpeakerParams | None = None,
+                 store: StateStore | None = None, clock: Callable[[], float] = time.time) -> None:
         self.conference = conference
-        self.speakers = DominantSpeaker(speaker)
-        self._decided_at: float | None = None
-        hub.router.on_audio_level = self.on_audio_level
         self.hub = hub
         self.broadcaster = broadcaster
         self.recordings = recordings
+        self.speakers = DominantSpeaker(speaker)
+        self.keeper = StateKeeper(conference, store or MemoryStore(), self._committed,
+                                  self._reloaded, clock)
         self.listen: dict[str, str] = {}  # console participant -> site it listens to
         self._muted: set[str] = set()
+        self._decided_at: float | None = None
         self._task: asyncio.Task[None] | None = None
+        hub.router.on_audio_level = self.on_audio_level
         conference.control.witness = self.evidence
         self.sync_media()
 
     # -- lifetime --------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        await self.keeper.start()
+        self.sync_media()
         self._task = asyncio.create_task(self._clock(), name="control-clock")
 
     async def stop(self) -> None:
@@ -53,39 +63,38 @@ class ConferenceService:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.keeper.stop()
 
     async def _clock(self) -> None:
         while True:
             await asyncio.sleep(CLOCK_S)
-            try:
-                self.conference.control.attendance.add_program(self.conference.program, CLOCK_S)
-                patch = self.conference.tick(time.time())
-                if patch is not None:
-                    self.publish(patch)
-            except Exception:
-                log.exception("control clock failed")
+            program = self.conference.program
+            self.conference.control.attendance.add_program(program, CLOCK_S)
+            self.keeper.submit(lambda c, now: c.tick(now))
 
-    # -- changes ---------------------------------------------------------------------------
+    # -- changes (each is committed before it is told) -------------------------------------
 
-    def apply(self, actor: Actor, command: Command) -> dict[str, Any]:
-        patch = self.conference.apply(actor, command, time.time())
-        self.publish(patch)
-        return patch
+    async def apply(self, actor: Actor, command: Command) -> dict[str, Any] | None:
+        return await self.keeper.change(lambda c, now: c.apply(actor, command, now))
 
-    def set_program(self, site: str) -> None:
-        patch = self.conference.set_program(site, time.time())
-        if patch is not None:
-            self.publish(patch)
+    async def set_program(self, site: str) -> None:
+        await self.keeper.change(lambda c, now: c.set_program(site, now))
 
-    def set_mode(self, mode: str) -> None:
-        patch = self.conference.set_mode(mode, time.time())
-        if patch is not None:
-            self.publish(patch)
+    async def set_mode(self, mode: str) -> None:
+        await self.keeper.change(lambda c, now: c.set_mode(mode, now))
+
+    async def set_recording(self, file: str | None) -> None:
+        await self.keeper.change(lambda c, now: c.set_recording(file, now))
 
     def presence(self, site: str, presence: Presence) -> None:
-        patch = self.conference.set_presence(site, presence, time.time())
-        if patch is not None:
-            self.publish(patch)
+        self.keeper.submit(lambda c, now: c.set_presence(site, presence, now))
+
+    async def presence_now(self, site: str, presence: Presence) -> None:
+        """A presence change the caller waits for (a page joining); kept if the store is away."""
+        try:
+            await self.keeper.change(lambda c, now: c.set_presence(site, presence, now))
+        except Refused:
+            self.presence(site, presence)
 
     def set_listen(self, participant: str, site: str | None) -> None:
         if site is None:
@@ -94,9 +103,14 @@ class ConferenceService:
             self.listen[participant] = site
         self.sync_media()
 
-    def publish(self, patch: dict[str, Any]) -> None:
+    def _committed(self, patch: dict[str, Any]) -> None:
         self.sync_media()
         self.broadcaster.publish("state", patch)
+
+    def _reloaded(self) -> None:
+        """The state came from the store (start, another process, after an outage)."""
+        self.sync_media()
+        self.broadcaster.publish("state:snapshot", self.conference.snapshot(time.time()))
 
     def sync_media(self) -> None:
         """The router drops exactly the muted sites' audio; the scene follows program and floor."""
@@ -109,6 +123,8 @@ class ConferenceService:
         heard = tuple(s for s in c.control.floor.holders if s != c.program)
         self.hub.set_scene(Scene(c.roster.hall.id, c.program, heard, dict(self.listen)))
 
+    # -- from the media --------------------------------------------------------------------
+
     def on_audio_level(self, source: str, level: int, voice: bool, now: float) -> None:
         """Every audio packet's RFC 6464 level; on the tick, who dominates (unmuted only)."""
         speakers = self.speakers
@@ -118,15 +134,12 @@ class ConferenceService:
         if not speakers.due(now):
             return
         previous = speakers.dominant
-        unmuted = set(self.conference.sites) - self._muted
-        dominant = speakers.decide(now, unmuted)
+        dominant = speakers.decide(now, set(self.conference.sites) - self._muted)
         if previous is not None and self._decided_at is not None:
             self.conference.control.attendance.add_talk(previous, now - self._decided_at)
         self._decided_at = now
         if dominant != self.conference.dominant:
-            patch = self.conference.set_dominant(dominant, time.time())
-            if patch is not None:
-                self.publish(patch)
+            self.keeper.submit(lambda c, at: c.set_dominant(dominant, at))
 
     def evidence(self, site: str) -> Evidence:
         stats = self.hub.router.publisher_stats(site)

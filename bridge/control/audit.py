@@ -28,12 +28,12 @@ class Entry:
 class AuditLog:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
-        self._seq = 0
+        self.last_seq = 0
 
     def add(self, at: float, actor: str, role: str, action: str, target: str, result: str,
             detail: str = "") -> Entry:
-        self._seq += 1
-        entry = Entry(self._seq, at, actor, role, action, target, result, detail)
+        self.last_seq += 1
+        entry = Entry(self.last_seq, at, actor, role, action, target, result, detail)
         self.entries.append(entry)
         if len(self.entries) > MAX_ENTRIES:
             del self.entries[0]

@@ -1,0 +1,91 @@
+"""The conference state as one JSON document, and back: what a store keeps between restarts.
+
+Everything a restart must not lose: presence and attendance, program and mode, floor, mutes,
+roll-calls, agenda, recording, and the version. The audit log is stored apart (append-only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from bridge.conference import Conference, Presence, SiteStatus
+from bridge.control.agenda import Item
+from bridge.control.audit import Entry
+from bridge.control.floor import Grant, Request
+from bridge.control.mute import MuteStatus
+from bridge.control.rollcall import Answer, Evidence, RollCall
+
+FORMAT = 1
+
+
+def to_document(c: Conference) -> dict[str, Any]:
+    ctl = c.control
+    return {
+        "format": FORMAT, "conference": c.id, "version": c.version, "mode": c.mode,
+        "pinned": c.pinned, "program": c.program, "dominant": c.dominant, "recording": c.recording,
+        "audit_seq": c.audit.last_seq,
+        "sites": {s: [st.presence.value, st.since, st.joins] for s, st in c.sites.items()},
+        "floor": {"requests": [asdict(r) for r in ctl.floor.requests],
+                  "holders": [asdict(g) for g in ctl.floor.holders.values()],
+                  "away": dict(ctl.floor.away_since)},
+        "mutes": {s: asdict(m) for s, m in ctl.mutes.status.items()},
+        "rollcalls": {"current": _rollcall(ctl.rollcalls.current),
+                      "history": [_rollcall(r) for r in ctl.rollcalls.history]},
+        "agenda": {"items": [asdict(i) for i in ctl.agenda.items], "current": ctl.agenda.current,
+                   "started_at": ctl.agenda.started_at},
+        "attendance": {s: asdict(r) for s, r in ctl.attendance.sites.items()},
+    }
+
+
+def load_document(c: Conference, doc: dict[str, Any]) -> None:
+    """Put a stored document into a conference built from the same roster."""
+    if doc.get("format") != FORMAT or doc.get("conference") != c.id:
+        raise ValueError("the stored state is of another format or conference")
+    ctl = c.control
+    c.version, c.mode, c.pinned = doc["version"], doc["mode"], doc["pinned"]
+    c.program, c.dominant, c.recording = doc["program"], doc["dominant"], doc["recording"]
+    c.audit.last_seq = doc["audit_seq"]
+    for site, (presence, since, joins) in doc["sites"].items():
+        if site in c.sites:
+            c.sites[site] = SiteStatus(Presence(presence), since, joins)
+    floor = doc["floor"]
+    ctl.floor.requests = [Request(**r) for r in floor["requests"]]
+    ctl.floor.holders = {g["site"]: Grant(**g) for g in floor["holders"]}
+    ctl.floor.away_since = dict(floor["away"])
+    for site, status in doc["mutes"].items():
+        if site in ctl.mutes.status:
+            ctl.mutes.status[site] = MuteStatus(**status)
+    ctl.rollcalls.current = _load_rollcall(doc["rollcalls"]["current"])
+    ctl.rollcalls.history = [r for r in map(_load_rollcall, doc["rollcalls"]["history"]) if r]
+    agenda = doc["agenda"]
+    ctl.agenda.items = [Item(**i) for i in agenda["items"]]
+    ctl.agenda.current, ctl.agenda.started_at = agenda["current"], agenda["started_at"]
+    for site, record in doc["attendance"].items():
+        if site in ctl.attendance.sites:
+            rec = ctl.attendance.sites[site]
+            rec.intervals, rec.grants = record["intervals"], record["grants"]
+            rec.floor_requests, rec.talk_s = record["floor_requests"], record["talk_s"]
+            rec.program_s = record["program_s"]
+
+
+def audit_to_wire(entries: list[Entry]) -> list[dict[str, Any]]:
+    return [asdict(e) for e in entries]
+
+
+def audit_from_wire(rows: list[dict[str, Any]]) -> list[Entry]:
+    return [Entry(**row) for row in rows]
+
+
+def _rollcall(r: RollCall | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {"number": r.number, "started_at": r.started_at, "ended_at": r.ended_at,
+            "answers": {s: asdict(a) for s, a in r.answers.items()}}
+
+
+def _load_rollcall(d: dict[str, Any] | None) -> RollCall | None:
+    if d is None:
+        return None
+    answers = {s: Answer(**{**a, "evidence": Evidence(**a["evidence"])}) for s, a in d["answers"].items()}
+    return RollCall(d["number"], d["started_at"], answers, d["ended_at"])

@@ -1,0 +1,180 @@
+"""The state keeper: every change to the conference, in order, committed before it is told.
+
+One worker task (owned here) takes changes from one bounded queue: it applies a change to the
+in-memory conference, commits the new document to the store against the version it was built on,
+and only then reports the patch. A conflict (another process was first) reloads and applies the
+change again; an unreachable store puts the state back as it was and refuses the change clearly.
+Changes that nobody waits for (presence, timers, the dominant speaker) are kept while the store is
+away and applied when it returns. A health loop watches the store and reloads after an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bridge.conference import Conference
+from bridge.control import Refused
+from bridge.state_codec import audit_from_wire, audit_to_wire, load_document, to_document
+from bridge.store import StateStore, StoreUnavailable, VersionConflict
+
+log = logging.getLogger(__name__)
+Change = Callable[[Conference, float], dict[str, Any] | None]
+QUEUE_LIMIT = 1000  # changes waiting for the worker; beyond it commands are refused as busy
+DEFERRED_LIMIT = 1000  # background changes kept through a store outage
+HEALTH_S = 1.0
+RETRIES = 5
+
+
+class StateKeeper:
+    def __init__(self, conference: Conference, store: StateStore,
+                 on_patch: Callable[[dict[str, Any]], None], on_reload: Callable[[], None],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.conference = conference
+        self.store = store
+        self._on_patch = on_patch
+        self._on_reload = on_reload
+        self._clock = clock
+        self._queue: asyncio.Queue[tuple[Change | None, asyncio.Future[Any] | None]] = asyncio.Queue(
+            QUEUE_LIMIT)
+        self._deferred: list[Change] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._was_ready = True
+
+    @property
+    def ready(self) -> bool:
+        return self.store.ready
+
+    async def start(self) -> None:
+        """Load the stored state (or store the fresh one), then start the worker and health loop."""
+        await self.store.start(self._remote_change)
+        try:
+            await self._reload()
+            if self.conference.version == 0:
+                await self.store.commit(0, to_document(self.conference), [])
+        except (StoreUnavailable, VersionConflict) as exc:
+            log.warning("state store not ready at start: %s", exc)
+        self._tasks = [asyncio.create_task(self._work(), name="state-keeper"),
+                       asyncio.create_task(self._watch(), name="state-health")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.store.close()
+
+    async def change(self, fn: Change) -> dict[str, Any] | None:
+        """Apply and commit a change; its patch once the store has it (or Refused)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((fn, future))
+        except asyncio.QueueFull:
+            raise Refused("busy", "the server is busy: try again") from None
+        result: dict[str, Any] | None = await future
+        return result
+
+    def submit(self, fn: Change) -> None:
+        """A background change nobody waits for (kept through a store outage)."""
+        try:
+            self._queue.put_nowait((fn, None))
+        except asyncio.QueueFull:
+            self._defer(fn)
+
+    # -- the worker ------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            fn, future = await self._queue.get()
+            try:
+                result = await self._commit(fn) if fn is not None else await self._reload()
+            except Exception as exc:
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                elif fn is not None and isinstance(exc, Refused) and exc.code == "store_unavailable":
+                    self._defer(fn)
+                elif not isinstance(exc, Refused):
+                    log.exception("state change failed")
+            else:
+                if future is not None and not future.done():
+                    future.set_result(result)
+
+    async def _commit(self, fn: Change) -> dict[str, Any] | None:
+        conference = self.conference
+        for _ in range(RETRIES):
+            before = to_document(conference)
+            audit_mark = len(conference.audit.entries)
+            try:
+                patch = fn(conference, self._clock())
+            except Refused:
+                await self._append_audit(conference.audit.entries[audit_mark:])
+                raise
+            if patch is None:
+                await self._append_audit(conference.audit.entries[audit_mark:])
+                return None
+            rows = audit_to_wire(conference.audit.entries[audit_mark:])
+            try:
+                await self.store.commit(int(before["version"]), to_document(conference), rows)
+            except VersionConflict:
+                await self._reload()  # another process was first: on its state, again
+                continue
+            except StoreUnavailable:
+                load_document(conference, before)
+                del conference.audit.entries[audit_mark:]
+                conference.audit.last_seq = before["audit_seq"]
+                raise Refused("store_unavailable",
+                              "the state store is unreachable: nothing was changed, try again") from None
+            self._on_patch(patch)
+            return patch
+        raise Refused("busy", "the state kept changing under this command: try again")
+
+    async def _append_audit(self, entries: list[Any]) -> None:
+        """Refusals change no state, but they are audited actions too (best effort)."""
+        if not entries:
+            return
+        try:
+            await self.store.commit(self.conference.version, to_document(self.conference),
+                                    audit_to_wire(entries))
+        except (StoreUnavailable, VersionConflict):
+            log.warning("audit entries kept in memory only: %d", len(entries))
+
+    async def _reload(self) -> dict[str, Any] | None:
+        stored = await self.store.load()
+        if stored is None or stored.document["version"] < self.conference.version:
+            return None
+        load_document(self.conference, stored.document)
+        self.conference.audit.entries = audit_from_wire(stored.audit)
+        self._on_reload()
+        return None
+
+    # -- other processes, outages ------------------------------------------------------------
+
+    async def _remote_change(self, version: int) -> None:
+        if version > self.conference.version:
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait((None, None))  # reload, in order with local changes
+
+    def _defer(self, fn: Change) -> None:
+        if len(self._deferred) < DEFERRED_LIMIT:
+            self._deferred.append(fn)
+        else:
+            log.error("state change dropped: store away too long")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_S)
+            ready = await self.store.ping()
+            if ready and not self._was_ready:
+                log.warning("state store is back: reloading")
+                await self._queue.put((None, None))
+                deferred, self._deferred = self._deferred, []
+                for fn in deferred:
+                    await self._queue.put((fn, None))
+            elif not ready and self._was_ready:
+                log.error("state store unreachable: commands are refused until it returns")
+            self._was_ready = ready
