@@ -74,6 +74,7 @@ class Conference:
         self.sites = {s.id: SiteStatus() for s in roster}
         self.control = Control(roster, rules or FloorRules(), witness or self._presence_witness)
         self.audit = AuditLog()
+        self.restarted_at: float | None = None  # set when this process took over a stored state
         self._clock_now = 0.0
 
     # -- commands --------------------------------------------------------------------------
@@ -134,6 +135,9 @@ class Conference:
             return None
         status.presence, status.since = presence, now
         attendance, floor = self.control.attendance, self.control.floor
+        outage = self._outage_start(site_id, now)
+        if outage is not None:  # connected before the server restarted: the gap shows
+            attendance.left(site_id, outage)
         if presence is Presence.LIVE:
             status.joins += 1
             attendance.joined(site_id, now)
@@ -144,6 +148,14 @@ class Conference:
                 floor.site_left(site_id, now)
         self.version += 1
         return {"version": self.version, "sites": {site_id: status.to_wire()}}
+
+    def _outage_start(self, site_id: str, now: float) -> float | None:
+        record = self.control.attendance.sites[site_id]
+        restarted = self.restarted_at
+        if restarted is None or not record.connected:
+            return None
+        opened = record.intervals[-1][0]
+        return restarted if opened is not None and opened < restarted <= now else None
 
     def set_recording(self, file: str | None, now: float) -> dict[str, Any]:
         self.recording = None if file is None else {"file": file, "since": round(now, 3)}

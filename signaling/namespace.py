@@ -146,6 +146,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _do_state_get(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         parse_empty(payload)
+        await self._service.keeper.sync()
         return ok(state=self._conference.snapshot(time.time()))
 
     async def _do_command(self, sid: str, identity: Identity, payload: Any, event: str) -> dict[str, Any]:

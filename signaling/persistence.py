@@ -54,6 +54,8 @@ class StateKeeper:
         await self.store.start(self._remote_change)
         try:
             await self._reload()
+            if self.conference.version > 0:  # a stored meeting goes on after a restart
+                self.conference.restarted_at = self._clock()
             if self.conference.version == 0:
                 await self.store.commit(0, to_document(self.conference), [])
         except (StoreUnavailable, VersionConflict) as exc:
@@ -78,6 +80,16 @@ class StateKeeper:
             raise Refused("busy", "the server is busy: try again") from None
         result: dict[str, Any] | None = await future
         return result
+
+    async def sync(self) -> None:
+        """Catch up with the store (another process may have committed a moment ago)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((None, future))
+        except asyncio.QueueFull:
+            return
+        with contextlib.suppress(StoreUnavailable):
+            await future
 
     def submit(self, fn: Change) -> None:
         """A background change nobody waits for (kept through a store outage)."""

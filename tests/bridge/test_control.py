@@ -216,3 +216,15 @@ def test_program_modes() -> None:
     assert c.set_mode("floor", 7.0)["program"] == "hn"  # type: ignore[index]
     with pytest.raises(Refused):
         c.set_mode("karaoke", 8.0)
+
+
+def test_a_restart_shows_as_a_gap_in_attendance() -> None:
+    c = conference()
+    c.set_presence("hn", Presence.LIVE, 100.0)
+    c.restarted_at = 500.0  # the server died and came back with the stored state
+    c.set_presence("hn", Presence.SIGNALING, 520.0)  # the site's page reconnects...
+    c.set_presence("hn", Presence.LIVE, 530.0)  # ...and its media
+    assert c.control.attendance.sites["hn"].intervals == [[100.0, 500.0], [530.0, None]]
+    c.set_presence("dn", Presence.LIVE, 600.0)
+    c.set_presence("dn", Presence.OFFLINE, 700.0)
+    assert c.control.attendance.sites["dn"].intervals == [[600.0, 700.0]], "after the restart: as usual"
