@@ -140,7 +140,8 @@ async def test_kill_9_and_restart_loses_nothing(tmp_path: Path, prefix: str) -> 
             for client, event, payload in [
                 (mod, "rollcall:start", {}), (hn, "rollcall:answer", {"status": "present"}),
                 (dn, "floor:request", {"topic": "Kinh phí"}), (hn, "floor:request", {}),
-                (mod, "floor:grant", {"site": DN}), (mod, "mute:set", {"site": CT, "muted": True, "hard": True}),
+                (mod, "floor:grant", {"site": DN}),
+                (mod, "mute:set", {"site": CT, "muted": True, "hard": True}),
                 (mod, "program:mode", {"mode": "floor"}),
             ]:
                 reply = await client.call(event, payload)
