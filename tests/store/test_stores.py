@@ -99,7 +99,12 @@ class Client:
         self.url, self.token = url, token
         self.sio = socketio.AsyncClient(reconnection=False)
         self.patches: list[dict[str, Any]] = []
+        self.snapshots: list[dict[str, Any]] = []
         self.sio.on("state", self._patch)
+        self.sio.on("state:snapshot", self._snapshot)
+
+    async def _snapshot(self, state: dict[str, Any]) -> None:
+        self.snapshots.append(state)
 
     async def _patch(self, patch: dict[str, Any]) -> None:
         self.patches.append(patch)
@@ -218,6 +223,8 @@ async def test_redis_away_for_10_s(tmp_path: Path, private_redis: tuple[str, Pat
                     break
                 await asyncio.sleep(0.1)
             assert await server.ready() == 200
+            assert await wait_until(lambda: bool(hn.snapshots), 5), "clients get a fresh snapshot"
+            assert hn.snapshots[-1]["version"] == acknowledged
             again = await mod.call("mute:set", {"site": DN, "muted": True, "hard": True})
             assert again["ok"], again
             state = (await mod.call("state:get", {}))["state"]

@@ -27,6 +27,7 @@ export class BridgeClient extends EventTarget {
     socket.on("welcome", (w) => this._onWelcome(w));
     socket.on("state", (patch) => this._onPatch(patch));
     socket.on("media:quality", (q) => this._applyQuality(q));
+    socket.on("state:snapshot", (state) => { this.state = state; this._emit("state", state); });
     socket.on("connect_error", (err) => this._emit("error", {
       code: (err.data && err.data.code) || "network", message: err.message }));
     socket.on("disconnect", (reason) => this._emit("connection", { connected: false, reason }));
