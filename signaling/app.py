@@ -165,4 +165,4 @@ async def page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / f"{name}.html")
 
 
-PAGES = frozenset({"index", "site", "console", "hall"})
+PAGES = frozenset({"index", "site", "console", "hall", "moderator"})

@@ -34,7 +34,7 @@ def links(settings: Settings) -> list[tuple[str, str, str]]:
     out = [
         ("Console (kỹ thuật)", "technician", f"{base}/console.html#token="
          + tokens.issue(Role.TECHNICIAN, ttl_s=ttl)),
-        ("Moderator (điều hành)", "moderator", f"{base}/console.html#token="
+        ("Moderator (điều hành)", "moderator", f"{base}/moderator.html#token="
          + tokens.issue(Role.MODERATOR, ttl_s=ttl)),
         ("Observer (theo dõi)", "observer", f"{base}/site.html#token="
          + tokens.issue(Role.OBSERVER, ttl_s=ttl)),

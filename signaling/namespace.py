@@ -19,6 +19,7 @@ from bridge.conference import Presence
 from bridge.control import Refused
 from bridge.media.policy import THUMBNAIL, layout
 from bridge.permissions import allowed
+from bridge.roles import Role
 from signaling.service import ConferenceService
 from signaling.settings import MediaSettings
 from signaling.tokens import Identity, TokenAuthority, TokenError
@@ -76,6 +77,8 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 await self._hub.leave(identity.site_id)
                 await self.disconnect(previous)
             await self._service.presence_now(identity.site_id, Presence.SIGNALING)
+        if identity.role in (Role.TECHNICIAN, Role.MODERATOR):
+            await self.enter_room(sid, "console")  # levels and network health of every site
         await self.emit("welcome", self._welcome(identity), to=sid)
         log.info("connected site=%s role=%s", identity.subject, identity.role.value)
 

@@ -29,6 +29,9 @@ from signaling.persistence import StateKeeper
 
 log = logging.getLogger(__name__)
 CLOCK_S = 1.0
+STATS_S = 0.5  # how often the consoles get levels and network health
+POOR = {"loss": 0.03, "jitter_ms": 30.0, "rtt_ms": 300.0}  # above any: the network is poor
+LOST_AFTER_S = 3.0  # live, but nothing received for this long: lost
 AUDIO_FRESH_S = 5.0  # audio seen within this long counts as "heard" for roll-call evidence
 
 
@@ -46,7 +49,7 @@ class ConferenceService:
         self.listen: dict[str, str] = {}  # console participant -> site it listens to
         self._muted: set[str] = set()
         self._decided_at: float | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         hub.router.on_audio_level = self.on_audio_level
         conference.control.witness = self.evidence
         self.sync_media()
@@ -56,13 +59,15 @@ class ConferenceService:
     async def start(self) -> None:
         await self.keeper.start()
         self.sync_media()
-        self._task = asyncio.create_task(self._clock(), name="control-clock")
+        self._tasks = [asyncio.create_task(self._clock(), name="control-clock"),
+                       asyncio.create_task(self._stats(), name="console-stats")]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self.keeper.stop()
 
     async def _clock(self) -> None:
@@ -71,6 +76,37 @@ class ConferenceService:
             program = self.conference.program
             self.conference.control.attendance.add_program(program, CLOCK_S)
             self.keeper.submit(lambda c, now: c.tick(now))
+
+    async def _stats(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_S)
+            try:
+                self.broadcaster.publish("media:stats", self.site_stats(), to="console")
+            except Exception:
+                log.exception("console stats failed")
+
+    def site_stats(self) -> dict[str, Any]:
+        """Per site: audio level (dBov), network figures and a verdict, for the console wall."""
+        now = time.monotonic()
+        out: dict[str, Any] = {}
+        for site, status in self.conference.sites.items():
+            if status.presence is Presence.OFFLINE:
+                continue
+            h = self.hub.router.health(site, now)
+            silent = h["silent_s"]
+            if status.presence is Presence.LOST or (
+                    status.presence is Presence.LIVE and silent is not None and silent > LOST_AFTER_S):
+                verdict = "lost"
+            elif (h["loss_in"] or 0) > POOR["loss"] or (h["loss_out"] or 0) > POOR["loss"] or (
+                    h["jitter_ms"] or 0) > POOR["jitter_ms"] or (h["rtt_ms"] or 0) > POOR["rtt_ms"]:
+                verdict = "poor"
+            else:
+                verdict = "good"
+            out[site] = {"level": round(self.speakers.loudness(site)), "health": verdict,
+                         "loss": round(100 * max(h["loss_in"] or 0, h["loss_out"] or 0), 1),
+                         "jitter_ms": round(h["jitter_ms"] or 0, 1),
+                         "rtt_ms": None if h["rtt_ms"] is None else round(h["rtt_ms"])}
+        return {"sites": out}
 
     # -- changes (each is committed before it is told) -------------------------------------
 

@@ -189,6 +189,21 @@ class MediaRouter:
     def slots_of(self, participant_id: str) -> list[Slot]:
         return [s for k, s in self._slots.items() if k[0] == participant_id]
 
+    def health(self, participant_id: str, now: float) -> dict[str, float | None]:
+        """Network figures of one participant: loss and jitter of what it sends us, loss it
+        reports of what we send it, round trip, seconds since its last packet."""
+        pub = self._publishers.get(participant_id)
+        streams = list(pub.stats.values()) if pub else []
+        slots = self.slots_of(participant_id)
+        rtts = [s.rtt_ms for s in slots if s.rtt_ms is not None]
+        return {
+            "loss_in": max((s.loss_ratio() for s in streams), default=0.0),
+            "jitter_ms": max((s.jitter_ms() for s in streams), default=0.0),
+            "loss_out": max((s.remote_loss for s in slots), default=0.0),
+            "rtt_ms": min(rtts) if rtts else None,
+            "silent_s": min((now - s.last_arrival for s in streams), default=None),
+        }
+
     def publisher_stats(self, participant_id: str) -> dict[str, StreamStats]:
         pub = self._publishers.get(participant_id)
         return dict(pub.stats) if pub else {}

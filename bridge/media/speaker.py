@@ -123,6 +123,11 @@ class DominantSpeaker:
         if self.dominant == source:
             self.dominant = None
 
+    def loudness(self, source: str) -> float:
+        """The source's latest level in dBov (-127: silent or unknown), for level meters."""
+        src = self._sources.get(source)
+        return src.last_level_db if src is not None else -127.0
+
     def due(self, now: float) -> bool:
         return now - self._last_decision >= self.params.tick_s
 

@@ -1,4 +1,4 @@
-"""The console lists the roster with each site's connection state, live, in real Chromium."""
+"""The technician console in real Chromium: every site, who is live, thumbnails, meters, health."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.browser
 SITES = ["bo-tttt", "stttt-ha-noi", "stttt-nghe-an", "stttt-can-tho"]
+THUMB_PLAYING = """(site) => {
+  const v = document.querySelector(`.tile[data-site='${site}'] video`);
+  return v && v.readyState >= 2 && v.videoWidth === 320 && !v.paused;
+}"""
 
 
-async def test_console_shows_every_site_and_who_is_live(
+async def test_console_shows_every_site_live_with_thumbnail_meter_and_health(
     server: RunningServer, browser: Browser, artifacts: Path
 ) -> None:
     hall = server.participant(Role.HALL)
@@ -23,7 +27,7 @@ async def test_console_shows_every_site_and_who_is_live(
     try:
         await page.goto(f"{server.url}/console.html#token={server.token(Role.TECHNICIAN)}")
         await page.wait_for_selector(".tile[data-site='stttt-ca-mau']")
-        assert await page.locator(".tile").count() == 67
+        assert await page.locator(".tile").count() == 66, "one tile per bridge point"
         await page.wait_for_selector("#summary[data-live='0']")
         for p in [hall, *sites]:
             await p.connect()
@@ -33,21 +37,29 @@ async def test_console_shows_every_site_and_who_is_live(
         for site_id in SITES:
             tile = page.locator(f".tile[data-site='{site_id}']")
             assert await tile.get_attribute("data-presence") == "live"
-            assert "Trực tuyến" in (await tile.text_content() or "")
+            await page.wait_for_function(THUMB_PLAYING, arg=site_id, timeout=10_000)
+        levels = set()
+        for _ in range(6):  # the meter follows the site's sound
+            await page.wait_for_timeout(300)
+            levels.add(await page.get_attribute(f".tile[data-site='{SITES[1]}']", "data-level"))
+        assert levels - {"-127", None}, f"meter never moved: {levels}"
+        net = page.locator(f".tile[data-site='{SITES[1]}'] .net")
+        assert await net.get_attribute("data-health") == "good"
+        assert "RTT" in (await net.get_attribute("title") or "")
         offline = page.locator(".tile[data-site='stttt-ca-mau']")
         assert await offline.get_attribute("data-presence") == "offline"
         assert "Chưa vào" in (await offline.text_content() or "")
-        hall_tile = page.locator(".tile[data-site='hall']")
-        assert "program" in (await hall_tile.get_attribute("class") or "")
+        assert "Tắt tiếng" in (await page.locator(f".tile[data-site='{SITES[2]}']").text_content() or "")
+        await page.wait_for_function("document.getElementById('program').videoWidth === 640")
         await page.screenshot(path=str(artifacts / "console-page.png"))
 
         await sites[0].close()  # a site leaves: the console shows it at once
         await page.wait_for_selector(f"#summary[data-live='{len(SITES) - 1}']", timeout=10_000)
-        tile = page.locator(f".tile[data-site='{SITES[0]}']")
-        assert await tile.get_attribute("data-presence") == "offline"
-
         await page.click("#lang")  # English on demand
         assert await page.text_content("#summary") == f"Live {len(SITES) - 1}/66"
+        await page.click(f".tile[data-site='{SITES[1]}'] [data-act=pin]")
+        await page.wait_for_function(f"window.hallbridge.client.state.program === '{SITES[1]}'")
+        assert server.bridge.conference.program == SITES[1]
     finally:
         await page.close()
         for p in [hall, *sites]:

@@ -1,0 +1,101 @@
+// Moderator panel: floor queue and holder, mutes, program mode, roll-call, agenda, audit, report.
+import { BridgeClient, takeToken } from "/js/protocol.js";
+import { t, langToggle } from "/js/i18n.js";
+
+const $ = (id) => document.getElementById(id);
+const token = takeToken();
+const client = new BridgeClient({ token });
+window.hallbridge = { client };
+const now = () => Date.now() / 1000;
+
+function button(label, action) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.addEventListener("click", action);
+  return b;
+}
+
+function send(event, payload) {
+  return client.request(event, payload).catch((err) => { $("conn").textContent = `${err.code}: ${err.message}`; });
+}
+
+function render() {
+  const s = client.state;
+  if (!s) return;
+  const holder = s.floor.holders[0];
+  $("holder").textContent = holder
+    ? `${client.siteName(holder.site)} — ${t("mod.left", { s: Math.max(0, Math.round(holder.ends_at - now())) })}`
+    : t("mod.nobody");
+  $("holder").dataset.site = holder ? holder.site : "";
+  if (holder) $("holder").append(" ", button(t("mod.revoke"), () => send("floor:revoke", { site: holder.site })));
+  $("queue").replaceChildren(...s.floor.queue.map((q) => {
+    const li = document.createElement("li");
+    li.dataset.site = q.site;
+    li.append(`${client.siteName(q.site)}${q.topic ? ` — ${q.topic}` : ""} (${t("mod.waiting", { s: Math.round(now() - q.since) })}) `,
+      button(t("mod.grant"), () => send("floor:grant", { site: q.site })),
+      button(t("mod.deny"), () => send("floor:deny", { site: q.site })),
+      button(t("mod.up"), () => send("floor:reorder", { site: q.site, position: Math.max(1, q.position - 1) })),
+      button(t("mod.down"), () => send("floor:reorder", { site: q.site, position: Math.min(s.floor.queue.length, q.position + 1) })));
+    return li;
+  }));
+  $("mode").value = s.mode;
+  const rc = s.rollcall.current || s.rollcall.history[s.rollcall.history.length - 1];
+  $("tally").textContent = rc ? `${t("console.present")} ${rc.tally.present_total}/${rc.tally.sites}` : "";
+  $("sites").replaceChildren(...client.roster.filter((x) => x.kind !== "hall").map((site) => {
+    const li = document.createElement("li");
+    li.className = "row";
+    li.dataset.site = site.id;
+    const mute = s.mutes[site.id];
+    const answer = s.rollcall.current && s.rollcall.current.answers[site.id];
+    li.append(`${site.short}: ${t(`presence.${s.sites[site.id].presence}`)} · ${mute.muted ? t("badge.muted") : t("badge.open")}`
+      + (answer ? ` · ${answer.status}` : "") + " ");
+    li.append(button(mute.muted ? t("mod.unmute") : t("site.mute"), () => send("mute:set", { site: site.id, muted: !mute.muted })));
+    if (mute.muted) li.append(button(t("mod.ask"), () => send("mute:ask", { site: site.id })));
+    li.append(button(t("mod.hard"), () => send("mute:set", { site: site.id, muted: true, hard: true })));
+    if (s.rollcall.current) {
+      li.append(button(t("mod.mark_present"), () => send("rollcall:mark", { site: site.id, status: "present" })),
+        button(t("mod.mark_absent"), () => send("rollcall:mark", { site: site.id, status: "absent" })));
+    }
+    return li;
+  }));
+  $("agenda").replaceChildren(...s.agenda.items.map((item, i) => {
+    const li = document.createElement("li");
+    li.textContent = `${item.title} — ${client.siteName(item.speaker)} (${item.minutes}′)` + (i === s.agenda.current ? " ◀" : "");
+    return li;
+  }));
+}
+
+async function refreshAudit() {
+  try {
+    const reply = await client.request("audit:get", { since: 0 });
+    $("audit").replaceChildren(...reply.entries.slice(-30).reverse().map((e) => {
+      const li = document.createElement("li");
+      li.textContent = `${new Date(e.at * 1000).toLocaleTimeString()} ${e.actor} ${e.action} ${e.target} → ${e.result}`;
+      return li;
+    }));
+  } catch (err) { /* shown on the next command */ }
+}
+
+async function downloadReport() {
+  const response = await fetch("/api/reports/attendance?format=csv", { headers: { Authorization: `Bearer ${token}` } });
+  const url = URL.createObjectURL(await response.blob());
+  const a = Object.assign(document.createElement("a"), { href: url, download: "attendance.csv" });
+  a.click();
+  URL.revokeObjectURL(url);
+}
+
+client.addEventListener("state", () => { render(); refreshAudit(); });
+client.addEventListener("error", (e) => { $("conn").textContent = e.detail.message; });
+client.addEventListener("connection", (e) => { $("conn").textContent = e.detail.connected ? "" : t("conn.lost"); });
+$("next").addEventListener("click", () => send("floor:next", {}));
+$("mode").addEventListener("change", (e) => send("program:mode", { mode: e.target.value }));
+$("mute-all").addEventListener("click", () => send("mute:all", { except_floor: false }));
+$("mute-all-but").addEventListener("click", () => send("mute:all", { except_floor: true }));
+$("rollcall-start").addEventListener("click", () => send("rollcall:start", {}));
+$("rollcall-end").addEventListener("click", () => send("rollcall:end", {}));
+$("agenda-next").addEventListener("click", () => send("agenda:next", {}));
+$("report").addEventListener("click", downloadReport);
+setInterval(render, 1000);  // timers
+langToggle($("lang"), render);
+client.connect();
