@@ -111,6 +111,11 @@ const CATALOGUES = {
     "site.absent": "Vắng mặt",
     "site.answered": "Đã điểm danh: {status}",
     "site.speaker": "Đang nói: {name}",
+    "rc.not_checked": "Chưa điểm danh",
+    "rc.present": "Có mặt",
+    "rc.representative": "Người dự thay",
+    "rc.absent": "Vắng mặt",
+    "rc.late": "Đến muộn",
   },
   en: {
     "app.name": "hallbridge – conference bridge",
@@ -223,6 +228,11 @@ const CATALOGUES = {
     "site.absent": "Absent",
     "site.answered": "Answered: {status}",
     "site.speaker": "Speaking: {name}",
+    "rc.not_checked": "Not checked",
+    "rc.present": "Present",
+    "rc.representative": "Representative",
+    "rc.absent": "Absent",
+    "rc.late": "Late",
   },
 };
 

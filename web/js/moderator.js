@@ -49,7 +49,7 @@ function render() {
     const mute = s.mutes[site.id];
     const answer = s.rollcall.current && s.rollcall.current.answers[site.id];
     li.append(`${site.short}: ${t(`presence.${s.sites[site.id].presence}`)} · ${mute.muted ? t("badge.muted") : t("badge.open")}`
-      + (answer ? ` · ${answer.status}` : "") + " ");
+      + (answer ? ` · ${t(`rc.${answer.status}`)}${answer.name ? ` (${answer.name})` : ""}` : "") + " ");
     li.append(button(mute.muted ? t("mod.unmute") : t("site.mute"), () => send("mute:set", { site: site.id, muted: !mute.muted })));
     if (mute.muted) li.append(button(t("mod.ask"), () => send("mute:ask", { site: site.id })));
     li.append(button(t("mod.hard"), () => send("mute:set", { site: site.id, muted: true, hard: true })));

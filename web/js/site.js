@@ -10,6 +10,7 @@ let mediaState = "new";
 let connected = null;
 let stream = null;
 let joined = false;
+let cameraReady = Promise.resolve();  // the pre-flight's camera and microphone, once asked
 const params = new URLSearchParams(location.search);
 const me = () => client.me && client.me.site && client.me.site.id;
 
@@ -48,7 +49,7 @@ function render() {
   const rc = s.rollcall.current;
   $("rollcall").hidden = !rc;
   const answer = rc && rc.answers[site];
-  $("rc-answer").textContent = answer && answer.status !== "not_checked" ? t("site.answered", { status: answer.status }) : "";
+  $("rc-answer").textContent = answer && answer.status !== "not_checked" ? t("site.answered", { status: t(`rc.${answer.status}`) }) : "";
 }
 
 function applyMicrophone(open) {  // a muted site stops sending audio at all (the bridge drops it too)
@@ -63,8 +64,15 @@ function applyMicrophone(open) {  // a muted site stops sending audio at all (th
   }
 }
 
-async function preflight() {
+function preflight() {
   $("preflight").hidden = false;
+  cameraReady = openCamera();
+  const started = performance.now();
+  fetch("/healthz").then(() => { $("net-check").textContent = `OK (${Math.round(performance.now() - started)} ms)`; })
+    .catch(() => { $("net-check").textContent = t("conn.lost"); });
+}
+
+async function openCamera() {
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
     $("check-video").srcObject = stream;
@@ -87,13 +95,11 @@ async function preflight() {
   } catch (err) {
     $("media").textContent = t("media.camera") + err.message;
   }
-  const started = performance.now();
-  fetch("/healthz").then(() => { $("net-check").textContent = `OK (${Math.round(performance.now() - started)} ms)`; })
-    .catch(() => { $("net-check").textContent = t("conn.lost"); });
 }
 
 async function join() {
   joined = true;
+  await cameraReady;
   $("preflight").hidden = true;
   $("meeting").hidden = false;
   if (stream) $("preview").srcObject = stream;
