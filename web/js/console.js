@@ -9,6 +9,7 @@ window.hallbridge = { client };
 const tiles = new Map();
 let stats = {};
 let listening = null;
+const quietSince = {};  // site -> since when no sound came from an open microphone
 
 function tile(site) {
   let el = tiles.get(site.id);
@@ -74,6 +75,12 @@ function render() {
       net.dataset.health = st.health;
       net.title = t("net.detail", { loss: st.loss, jitter: st.jitter_ms, rtt: st.rtt_ms ?? "–" });
       if (st.health !== "good") alarms.push(`${site.short}: ${t(`alarm.${st.health}`)}`);
+      const mute = s.mutes && s.mutes[site.id];
+      if (mute && mute.muted && st.level > -35) alarms.push(`${site.short}: ${t("alarm.noisy")}`);
+      quietSince[site.id] = st.level > -60 ? null : (quietSince[site.id] ?? Date.now());
+      if (mute && !mute.muted && quietSince[site.id] && Date.now() - quietSince[site.id] > 10000) {
+        alarms.push(`${site.short}: ${t("alarm.silent")}`);
+      }
     } else {
       net.textContent = status.presence === "offline" ? t("console.never") : "";
       net.dataset.health = "";

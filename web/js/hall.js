@@ -1,6 +1,7 @@
 // Main hall feed publisher (foundation form): camera and microphone of the hall to the bridge.
 import { BridgeClient, takeToken } from "/js/protocol.js";
 import { t, langToggle } from "/js/i18n.js";
+import { fillPickers, openDevice } from "/js/devices.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new BridgeClient({ token: takeToken() });
@@ -24,7 +25,11 @@ client.addEventListener("welcome", async () => {
   if (client.pc) return;
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } });
   $("preview").srcObject = stream;
+  await fillPickers($("camera"), $("microphone"));
   await client.joinMedia({ stream });
 });
+for (const [id, kind] of [["camera", "video"], ["microphone", "audio"]]) {
+  $(id).addEventListener("change", async (e) => client.replaceTrack(kind, await openDevice(kind, e.target.value)));
+}
 langToggle($("lang"), render);
 client.connect();

@@ -55,7 +55,7 @@ function render() {
     li.append(button(t("mod.hard"), () => send("mute:set", { site: site.id, muted: true, hard: true })));
     if (s.rollcall.current) {
       li.append(button(t("mod.mark_present"), () => send("rollcall:mark", { site: site.id, status: "present" })),
-        button(t("mod.mark_absent"), () => send("rollcall:mark", { site: site.id, status: "absent" })));
+        button(t("mod.mark_absent"), () => send("rollcall:mark", { site: site.id, status: "absent", reason: prompt(t("mod.reason")) || "" })));
     }
     return li;
   }));
@@ -96,6 +96,17 @@ $("rollcall-start").addEventListener("click", () => send("rollcall:start", {}));
 $("rollcall-end").addEventListener("click", () => send("rollcall:end", {}));
 $("agenda-next").addEventListener("click", () => send("agenda:next", {}));
 $("report").addEventListener("click", downloadReport);
+$("behalf-go").addEventListener("click", () => send("floor:request", { site: $("behalf").value }));
+$("agenda-save").addEventListener("click", () => {
+  const items = $("agenda-text").value.split("\n").map((line) => line.split("|").map((x) => x.trim()))
+    .filter((parts) => parts.length === 3 && parts[0])
+    .map(([title, speaker, minutes]) => ({ title, speaker, minutes: Number(minutes) || 5 }));
+  send("agenda:set", { items });
+});
+client.addEventListener("welcome", () => {
+  $("behalf").replaceChildren(...client.roster.filter((x) => x.kind !== "hall").map((x) =>
+    Object.assign(document.createElement("option"), { value: x.id, textContent: x.short })));
+});
 setInterval(render, 1000);  // timers
 langToggle($("lang"), render);
 client.connect();

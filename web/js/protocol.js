@@ -113,6 +113,19 @@ export class BridgeClient extends EventTarget {
     return pc;
   }
 
+  // Switch the camera or microphone without renegotiating (a device picker).
+  async replaceTrack(kind, track) {
+    const sender = this.senders && this.senders[kind];
+    if (sender) await sender.replaceTrack(track);
+    if (this._media && this._media.stream) {
+      for (const old of this._media.stream.getTracks().filter((x) => x.kind === kind)) {
+        this._media.stream.removeTrack(old);
+        old.stop();
+      }
+      this._media.stream.addTrack(track);
+    }
+  }
+
   // The bridge asks a publisher for full quality (on the program) or a thumbnail.
   async _applyQuality(q) {
     this._quality = q;

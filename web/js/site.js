@@ -2,6 +2,7 @@
 // is off), the floor request with its queue position and time left, roll-call, connection state.
 import { BridgeClient, takeToken } from "/js/protocol.js";
 import { t, langToggle } from "/js/i18n.js";
+import { fillPickers, openDevice } from "/js/devices.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new BridgeClient({ token: takeToken() });
@@ -76,11 +77,7 @@ async function openCamera() {
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
     $("check-video").srcObject = stream;
-    const devices = await navigator.mediaDevices.enumerateDevices();
-    for (const [kind, select] of [["videoinput", "camera"], ["audioinput", "microphone"]]) {
-      $(select).replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) =>
-        Object.assign(document.createElement("option"), { value: d.deviceId, textContent: d.label || `${kind} ${i + 1}` })));
-    }
+    await fillPickers($("camera"), $("microphone"));
     const ctx = new AudioContext();
     const analyser = ctx.createAnalyser();
     ctx.createMediaStreamSource(stream).connect(analyser);
@@ -134,6 +131,16 @@ client.addEventListener("welcome", () => {
   if (!client.mediaPlan.send || params.has("autojoin")) join(); else preflight();
 });
 $("join").addEventListener("click", join);
+for (const [id, kind] of [["camera", "video"], ["microphone", "audio"]]) {
+  $(id).addEventListener("change", async (e) => {  // another device: before or during the meeting
+    const track = await openDevice(kind, e.target.value, { width: 640, height: 360 });
+    if (client.pc) await client.replaceTrack(kind, track);
+    else if (stream) {
+      for (const old of stream.getTracks().filter((x) => x.kind === kind)) { stream.removeTrack(old); old.stop(); }
+      stream.addTrack(track);
+    }
+  });
+}
 $("sound").addEventListener("click", () => { for (const el of audioOut.values()) el.play(); $("sound").hidden = true; });
 $("mute").addEventListener("click", () => send("mute:self", { muted: !client.state.mutes[me()].muted }));
 $("accept").addEventListener("click", () => send("mute:answer", { accept: true }));
