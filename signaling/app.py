@@ -20,6 +20,7 @@ from bridge.media.sdp import parse_networks
 from bridge.media.speaker import SpeakerParams
 from bridge.roster import Roster, load_roster
 from bridge.store import MemoryStore, StateStore
+from signaling import metrics
 from signaling.broadcast import Broadcaster
 from signaling.namespace import ConferenceNamespace
 from signaling.redis_store import RedisStore
@@ -31,6 +32,7 @@ from signaling.tokens import TokenAuthority, load_secret
 log = logging.getLogger(__name__)
 WEB_DIR = REPO_ROOT / "web"
 VENDOR_DIR = WEB_DIR / "node_modules" / "socket.io-client" / "dist"
+PING_INTERVAL_S, PING_TIMEOUT_S = 10, 10  # a page gone silent is let go within ~20 s
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest Socket.IO message: a console offer with 70+ m-lines is ~150 KB
 
 
@@ -96,7 +98,8 @@ def build_bridge(settings: Settings) -> Bridge:
         manager = socketio.AsyncRedisManager(settings.store.redis_url, channel=channel)
     sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins=allowed_origins(settings),
                                max_http_buffer_size=MAX_MESSAGE_BYTES, logger=False,
-                               engineio_logger=False, client_manager=manager)
+                               engineio_logger=False, client_manager=manager,
+                               ping_interval=PING_INTERVAL_S, ping_timeout=PING_TIMEOUT_S)
     broadcaster = Broadcaster(lambda event, payload, to: sio.emit(event, payload, to=to))
     sp = settings.speaker
     speaker = SpeakerParams(tick_s=sp.tick_s, margin_db=sp.margin_db,
@@ -117,6 +120,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/reports/attendance", attendance_report)
+    metrics.install(app, bridge)
     app.router.add_get("/", index)
     app.router.add_get("/{page}.html", page)
     app.router.add_static("/js/", WEB_DIR / "js")

@@ -20,6 +20,7 @@ from bridge.control import Refused
 from bridge.media.policy import THUMBNAIL, layout
 from bridge.permissions import allowed
 from bridge.roles import Role
+from signaling.ratelimit import TokenBucket
 from signaling.service import ConferenceService
 from signaling.settings import MediaSettings
 from signaling.tokens import Identity, TokenAuthority, TokenError
@@ -50,6 +51,8 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._broadcaster = service.broadcaster
         self._media = media
         self._identities: dict[str, Identity] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self.latency: Callable[[str, float], None] = lambda event, seconds: None  # metrics hook
         self._site_sid: dict[str, str] = {}  # site id -> the connection that holds its slot
         self._events: dict[str, Handler] = {
             "media:offer": self._do_media_offer, "media:leave": self._do_media_leave,
@@ -84,6 +87,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         identity = self._identities.pop(sid, None)
+        self._buckets.pop(sid, None)
         if identity is None:
             return
         site_id = identity.site_id
@@ -110,6 +114,16 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         identity = self._identities.get(sid)
         if identity is None:
             return WireError("unauthorized", "not connected").to_wire()
+        if not self._buckets.setdefault(sid, TokenBucket()).allow(time.monotonic()):
+            return WireError("rate_limited", "too many events from this page: slow down").to_wire()
+        started = time.perf_counter()
+        try:
+            return await self._authorised(sid, identity, event, payload, handler)
+        finally:
+            self.latency(event, time.perf_counter() - started)
+
+    async def _authorised(self, sid: str, identity: Identity, event: str, payload: Any,
+                          handler: Handler) -> dict[str, Any]:
         if not allowed(identity.role, event):
             if event in COMMANDS:  # a refused moderation command is still an audited action
                 self._conference.audit.add(time.time(), identity.subject, identity.role.value, event,
@@ -207,7 +221,8 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def media_state(self, participant_id: str, state: str) -> None:
         if participant_id not in self._conference.sites:
             return
-        presence = {"connected": Presence.LIVE, "failed": Presence.LOST}.get(state)
+        presence = {"connected": Presence.LIVE, "failed": Presence.LOST, "lost": Presence.LOST,
+                    "closed": Presence.LOST}.get(state)
         if presence is not None:
             self._presence(participant_id, presence)
 

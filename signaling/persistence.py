@@ -44,6 +44,7 @@ class StateKeeper:
         self._deferred: list[Change] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._was_ready = True
+        self.store_errors = 0
 
     @property
     def ready(self) -> bool:
@@ -136,6 +137,7 @@ class StateKeeper:
                 await self._reload()  # another process was first: on its state, again
                 continue
             except StoreUnavailable:
+                self.store_errors += 1
                 load_document(conference, before)
                 del conference.audit.entries[audit_mark:]
                 conference.audit.last_seq = before["audit_seq"]

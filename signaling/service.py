@@ -47,6 +47,7 @@ class ConferenceService:
         self.keeper = StateKeeper(conference, store or MemoryStore(), self._committed,
                                   self._reloaded, clock)
         self.listen: dict[str, str] = {}  # console participant -> site it listens to
+        self.program_switches = 0
         self._muted: set[str] = set()
         self._decided_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -156,6 +157,8 @@ class ConferenceService:
             router.set_muted(site, site in muted)
         self._muted = muted
         c = self.conference
+        if c.program != self.hub.router.scene.program:
+            self.program_switches += 1
         heard = tuple(s for s in c.control.floor.holders if s != c.program)
         self.hub.set_scene(Scene(c.roster.hall.id, c.program, heard, dict(self.listen)))
 

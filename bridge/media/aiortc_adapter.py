@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -146,6 +147,7 @@ class PeerLink:
         self._dtls: Any = None
         self._sink: tuple[Any, Any, tuple[str, int]] | None = None
         self.ignored_packets = 0
+        self.last_heard = time.monotonic()  # any SRTP/SRTCP packet from the participant
         self._pc.on("connectionstatechange", self._on_state)
 
     @property
@@ -249,6 +251,7 @@ class PeerLink:
         queued = connection.data_received
 
         def received(data: bytes, component: int) -> None:
+            self.last_heard = time.monotonic()
             rx = dtls._rx_srtp
             if rx is None or not 127 < data[0] < 192:
                 queued(data, component)  # DTLS and anything before keys: the stock path

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ from bridge.media.router import MediaRouter
 log = logging.getLogger(__name__)
 MAX_SDP_BYTES = 512 * 1024  # the console offers one m-line per site: ~2 KB each
 RTCP_INTERVAL_S = 1.0  # receiver/sender reports and REMB (RFC 3550 minimum is 5 s; WebRTC uses ~1 s)
+# A participant whose media went silent (not even RTCP, which browsers send every second):
+LOST_AFTER_S = 6.0  # ...is reported lost
+CLOSE_AFTER_S = 30.0  # ...and its peer connection is closed, freeing its sockets and tasks
 
 
 class MediaObserver(Protocol):
@@ -54,6 +58,7 @@ class MediaHub:
         self._quality: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._recorder: Recorder | None = None
+        self._silent: set[str] = set()  # connected, but nothing heard for LOST_AFTER_S
 
     @property
     def router(self) -> MediaRouter:
@@ -133,6 +138,7 @@ class MediaHub:
         link = self._links.pop(participant_id, None)
         self._members.pop(participant_id, None)
         self._quality.pop(participant_id, None)
+        self._silent.discard(participant_id)
         if link is None:
             return
         self._router.remove(participant_id)
@@ -166,5 +172,23 @@ class MediaHub:
             await asyncio.sleep(RTCP_INTERVAL_S)
             try:
                 self._router.tick()
+                await self._watch_silence(time.monotonic())
             except Exception:  # a report is never worth the loop: log and carry on
                 log.exception("RTCP reports failed")
+
+    async def _watch_silence(self, now: float) -> None:
+        """A peer that vanished without closing: lost after a few seconds, freed after 30."""
+        for participant_id, link in list(self._links.items()):
+            if link.state != "connected":
+                continue
+            silent = now - link.last_heard
+            if silent > CLOSE_AFTER_S:
+                log.warning("media of %s silent for %.0f s: closing it", participant_id, silent)
+                await self.leave(participant_id)
+                self._observer.media_state(participant_id, "closed")
+            elif silent > LOST_AFTER_S and participant_id not in self._silent:
+                self._silent.add(participant_id)
+                self._observer.media_state(participant_id, "lost")
+            elif silent <= LOST_AFTER_S and participant_id in self._silent:
+                self._silent.discard(participant_id)
+                self._observer.media_state(participant_id, "connected")

@@ -1,0 +1,77 @@
+"""`GET /metrics` in the Prometheus text format, from one registry per app (no globals).
+
+Read at scrape time: sites connected, state version, program switches, packets forwarded /
+dropped / muted, keyframe requests, per-site loss and round trip; observed as they happen:
+command latency per event, state store errors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from signaling.app import Bridge
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class BridgeCollector(Collector):
+    def __init__(self, bridge: Bridge) -> None:
+        self._bridge = bridge
+
+    def collect(self) -> Iterator[Metric]:
+        b = self._bridge
+        conference, router, service = b.conference, b.hub.router, b.service
+        live = sum(1 for s in conference.sites.values() if s.presence.value == "live")
+        yield GaugeMetricFamily("hallbridge_sites_connected", "Sites whose media is connected",
+                                value=live)
+        yield GaugeMetricFamily("hallbridge_state_version", "Conference state version",
+                                value=conference.version)
+        yield GaugeMetricFamily("hallbridge_store_ready", "1 when the state store answers",
+                                value=1 if service.keeper.ready else 0)
+        yield CounterMetricFamily("hallbridge_program_switches", "Program source changes",
+                                  value=service.program_switches)
+        yield CounterMetricFamily("hallbridge_store_errors", "State commits refused: store away",
+                                  value=service.keeper.store_errors)
+        for name, value, text in (
+                ("packets_received", router.stats.received, "RTP packets received from publishers"),
+                ("packets_forwarded", router.stats.forwarded, "RTP packets sent to sites"),
+                ("packets_dropped", router.stats.dropped, "Packets a site could not take"),
+                ("packets_muted", router.stats.muted, "Audio packets of muted sites dropped"),
+                ("keyframe_requests", router.stats.keyframe_requests, "PLIs sent to publishers"),
+                ("retransmissions", router.stats.retransmitted, "Packets resent after NACK")):
+            yield CounterMetricFamily(f"hallbridge_{name}", text, value=value)
+        loss = GaugeMetricFamily("hallbridge_site_loss_ratio", "Packet loss of a site (worst way)",
+                                 labels=["site"])
+        rtt = GaugeMetricFamily("hallbridge_site_rtt_seconds", "Round trip to a site", labels=["site"])
+        now = time.monotonic()
+        for site, status in conference.sites.items():
+            if status.presence.value != "live":
+                continue
+            h = router.health(site, now)
+            loss.add_metric([site], max(h["loss_in"] or 0.0, h["loss_out"] or 0.0))
+            if h["rtt_ms"] is not None:
+                rtt.add_metric([site], h["rtt_ms"] / 1000)
+        yield loss
+        yield rtt
+
+
+def install(app: web.Application, bridge: Bridge) -> None:
+    registry = CollectorRegistry()
+    registry.register(BridgeCollector(bridge))
+    latency = Histogram("hallbridge_command_seconds", "Time to handle a client event",
+                        ["event"], registry=registry,
+                        buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+    bridge.namespace.latency = lambda event, seconds: latency.labels(event).observe(seconds)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
+
+    app.router.add_get("/metrics", metrics)
