@@ -27,7 +27,7 @@ from signaling.redis_store import RedisStore
 from signaling.reports import attendance_report
 from signaling.service import ConferenceService
 from signaling.settings import REPO_ROOT, Settings
-from signaling.tokens import TokenAuthority, load_secret
+from signaling.tokens import RevocationList, TokenAuthority, load_secret
 
 log = logging.getLogger(__name__)
 WEB_DIR = REPO_ROOT / "web"
@@ -77,7 +77,8 @@ def allowed_origins(settings: Settings) -> list[str]:
 def build_bridge(settings: Settings) -> Bridge:
     roster = load_roster(settings.roster_path())
     secret = load_secret(settings.tokens.secret_env, settings.secret_path())
-    tokens = TokenAuthority(secret, settings.conference.id, roster)
+    tokens = TokenAuthority(secret, settings.conference.id, roster,
+                            RevocationList(settings.revoked_path()))
     c = settings.control
     rules = FloorRules(c.max_speakers, c.auto_accept, c.speaking_limit_s, c.warning_s, c.grace_s)
     conference = Conference(settings.conference.id, settings.conference.title, roster, rules)
@@ -106,7 +107,8 @@ def build_bridge(settings: Settings) -> Bridge:
                             floor_rise_db_s=sp.floor_rise_db_s, c1=sp.c1, c2=sp.c2, c3=sp.c3)
     service = ConferenceService(conference, hub, broadcaster, settings.recording_dir(), speaker,
                                 store)
-    namespace = ConferenceNamespace(tokens, service, settings.media)
+    namespace = ConferenceNamespace(tokens, service, settings.media,
+                                    (settings.server.events_per_s, settings.server.events_burst))
     relay.target = namespace
     sio.register_namespace(namespace)
     return Bridge(settings, roster, tokens, conference, hub, broadcaster, sio, namespace, service)

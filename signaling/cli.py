@@ -18,12 +18,13 @@ from bridge.roles import Role
 from bridge.roster import load_roster
 from signaling.app import create_app
 from signaling.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
-from signaling.tokens import TokenAuthority, load_secret
+from signaling.tokens import RevocationList, TokenAuthority, load_secret, token_id
 
 
 def authority(settings: Settings) -> TokenAuthority:
     secret = load_secret(settings.tokens.secret_env, settings.secret_path())
-    return TokenAuthority(secret, settings.conference.id, load_roster(settings.roster_path()))
+    return TokenAuthority(secret, settings.conference.id, load_roster(settings.roster_path()),
+                          RevocationList(settings.revoked_path()))
 
 
 def links(settings: Settings) -> list[tuple[str, str, str]]:
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p_sim.add_argument("--seconds", type=float, default=30)
     p_sim.add_argument("--no-hall", action="store_true", help="do not simulate the main hall")
     p_sim.add_argument("--wait", action="store_true", help="wait for the server to answer")
+    p_revoke = sub.add_parser("revoke", help="refuse a join link from now on")
+    p_revoke.add_argument("token", help="the token (the part after #token= in the link)")
     p_demo = sub.add_parser("demo", help="serve plus a simulated hall and sites")
     p_demo.add_argument("--sites", type=int, default=6)
     args = parser.parse_args(argv)
@@ -145,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.wait:
             asyncio.run(_wait_for_server(url))
         cmd_simulate(settings, url, args.sites, args.seconds, not args.no_hall)
+    elif args.command == "revoke":
+        RevocationList(settings.revoked_path()).add(token_id(args.token))
+        print("revoked: the link can no longer join (running servers see it at once)")
     elif args.command == "demo":
         cmd_demo(settings, args.config, args.sites)
     return 0

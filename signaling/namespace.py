@@ -42,8 +42,9 @@ Handler = Callable[..., Awaitable[dict[str, Any]]]
 
 class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, tokens: TokenAuthority, service: ConferenceService,
-                 media: MediaSettings) -> None:
+                 media: MediaSettings, rate: tuple[float, float] = (20.0, 40.0)) -> None:
         super().__init__("/")
+        self._rate = rate
         self._tokens = tokens
         self._service = service
         self._conference = service.conference
@@ -114,7 +115,10 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         identity = self._identities.get(sid)
         if identity is None:
             return WireError("unauthorized", "not connected").to_wire()
-        if not self._buckets.setdefault(sid, TokenBucket()).allow(time.monotonic()):
+        bucket = self._buckets.get(sid)
+        if bucket is None:
+            bucket = self._buckets[sid] = TokenBucket(*self._rate, tokens=self._rate[1])
+        if not bucket.allow(time.monotonic()):
             return WireError("rate_limited", "too many events from this page: slow down").to_wire()
         started = time.perf_counter()
         try:

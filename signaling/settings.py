@@ -27,6 +27,8 @@ class ServerSettings:
     port: int = 8080
     public_url: str = ""
     allowed_origins: list[str] = field(default_factory=list)
+    events_per_s: float = 20.0
+    events_burst: float = 40.0
 
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
@@ -58,6 +60,7 @@ class TokenSettings:
     secret_env: str = "HALLBRIDGE_SECRET"
     secret_file: str = ".hallbridge/secret"
     ttl_hours: int = 12
+    revoked_file: str = ".hallbridge/revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,10 @@ class Settings:
 
     def recording_dir(self) -> Path:
         path = Path(self.recording.directory)
+        return path if path.is_absolute() else REPO_ROOT / path
+
+    def revoked_path(self) -> Path:
+        path = Path(self.tokens.revoked_file)
         return path if path.is_absolute() else REPO_ROOT / path
 
     def secret_path(self) -> Path:
@@ -208,6 +215,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError("control: max_speakers >= 1, speaking_limit_s >= 10, grace_s >= 0")
     if not 0.05 <= s.speaker.tick_s <= 2 or s.speaker.margin_db <= 0:
         raise SettingsError("speaker: tick_s from 0.05 to 2 s, margin_db positive")
+    if s.server.events_per_s <= 0 or s.server.events_burst < 1:
+        raise SettingsError("server.events_per_s must be positive and events_burst at least 1")
     if s.tokens.ttl_hours <= 0:
         raise SettingsError("tokens.ttl_hours must be positive")
 

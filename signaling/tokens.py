@@ -33,9 +33,11 @@ class Identity:
 
 
 class TokenAuthority:
-    def __init__(self, secret: bytes, conference_id: str, roster: Roster) -> None:
+    def __init__(self, secret: bytes, conference_id: str, roster: Roster,
+                 revoked: RevocationList | None = None) -> None:
         if len(secret) < 32:
             raise ValueError("token secret must be at least 32 bytes")
+        self._revoked = revoked
         self._secret = secret
         self._conference = conference_id
         self._roster = roster
@@ -46,7 +48,8 @@ class TokenAuthority:
         self._check_site(role, site_id)
         now = int(time.time())
         claims: dict[str, object] = {"iss": ISSUER, "conf": self._conference, "role": role.value,
-                                     "iat": now, "exp": now + int(ttl_s)}
+                                     "iat": now, "exp": now + int(ttl_s),
+                                     "jti": secrets.token_urlsafe(12)}
         if site_id is not None:
             claims["site"] = site_id
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
@@ -63,6 +66,8 @@ class TokenAuthority:
             raise TokenError(f"invalid token: {exc}") from exc
         if claims["conf"] != self._conference:
             raise TokenError("token is for another conference")
+        if self._revoked is not None and self._revoked.contains(str(claims.get("jti", ""))):
+            raise TokenError("token revoked")
         try:
             role = Role(claims["role"])
         except ValueError as exc:
@@ -80,6 +85,38 @@ class TokenAuthority:
                 raise TokenError("the hall role and the hall site go together")
         elif site_id is not None:
             raise TokenError(f"role {role.value} carries no site")
+
+
+def token_id(token: str) -> str:
+    """The id (jti) of a token, read without checking it (for revocation)."""
+    try:
+        return str(jwt.decode(token, options={"verify_signature": False}).get("jti", ""))
+    except jwt.InvalidTokenError as exc:
+        raise TokenError(f"invalid token: {exc}") from exc
+
+
+class RevocationList:
+    """Token ids that may no longer join, from a file read again whenever it changes."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._stamp: float | None = None
+        self._ids: frozenset[str] = frozenset()
+
+    def contains(self, jti: str) -> bool:
+        try:
+            stamp = self._path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if stamp != self._stamp:
+            lines = self._path.read_text(encoding="utf-8").split()
+            self._ids, self._stamp = frozenset(lines), stamp
+        return jti in self._ids
+
+    def add(self, jti: str) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._path, "a", encoding="utf-8") as f:
+            f.write(jti + "\n")
 
 
 def load_secret(env_name: str, path: Path) -> bytes:

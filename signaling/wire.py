@@ -205,6 +205,6 @@ def parse_since(payload: Any) -> int:
 def parse_mode(payload: Any) -> str:
     data = _object(payload, {"mode"})
     mode = data.get("mode")
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise WireError("bad_request", f"mode must be one of {', '.join(MODES)}")
     return str(mode)

@@ -29,8 +29,9 @@ def settings(tmp_path: Path) -> Settings:
     # a smaller program picture keeps the simulated encoders cheap on a 2-core machine
     media = replace(base.media, program_width=640, program_height=360)
     return replace(base, server=replace(base.server, port=free_port()), media=media,
-                   recording=replace(base.recording, directory=str(tmp_path / "recordings")),
-                   tokens=replace(base.tokens, secret_file=str(tmp_path / "secret")))
+                   tokens=replace(base.tokens, secret_file=str(tmp_path / "secret"),
+                                  revoked_file=str(tmp_path / "revoked")),
+                   recording=replace(base.recording, directory=str(tmp_path / "recordings")))
 
 
 class RunningServer:

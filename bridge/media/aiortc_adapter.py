@@ -13,6 +13,7 @@ A `PeerLink` is one participant's RTCPeerConnection, tapped at the RTP level:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -175,17 +176,19 @@ class PeerLink:
             raise OfferRefused("the offer must bundle its m-lines (a=group:BUNDLE): one transport")
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except (AssertionError, ValueError, KeyError, IndexError, TypeError) as exc:
-            # aiortc's parser reports malformed SDP with any of these
+        except Exception as exc:  # aiortc reports malformed SDP with all sorts of exceptions
             raise OfferRefused(f"malformed SDP offer ({type(exc).__name__}: {exc})") from None
         transceivers = self._pc.getTransceivers()
         if [t.kind for t in transceivers] != [line.kind for line in lines]:
             expected = ", ".join(line.kind for line in lines)
             raise OfferRefused(f"the offer must have {len(lines)} m-lines in this order: {expected}")
-        for transceiver, line in zip(transceivers, lines, strict=True):
-            self._prepare(transceiver, line)
-            self._guard_ice(transceiver.receiver.transport.transport.iceGatherer._connection)
-        await self._pc.setLocalDescription(await self._pc.createAnswer())
+        try:
+            for transceiver, line in zip(transceivers, lines, strict=True):
+                self._prepare(transceiver, line)
+                self._guard_ice(transceiver.receiver.transport.transport.iceGatherer._connection)
+            await self._pc.setLocalDescription(await self._pc.createAnswer())
+        except Exception as exc:  # aiortc trips over offers it parsed but cannot answer
+            raise OfferRefused(f"the offer cannot be answered ({type(exc).__name__}: {exc})") from None
         self._learn_negotiated(transceivers, lines)
         return str(self._pc.localDescription.sdp)
 
@@ -311,7 +314,19 @@ class PeerLink:
         self._on_state_change(self.state)
 
     async def close(self) -> None:
-        await self._pc.close()
+        try:
+            await self._pc.close()
+        except Exception:  # a half-negotiated connection (a bad offer): stop what exists
+            log.debug("closing a half-built peer connection of %s", self._pid, exc_info=True)
+            for transceiver in self._pc.getTransceivers():
+                for end in (transceiver.sender, transceiver.receiver):
+                    dtls = end.transport
+                    if dtls is None:
+                        continue
+                    with contextlib.suppress(Exception):
+                        await dtls.stop()
+                    with contextlib.suppress(Exception):
+                        await dtls.transport.stop()
 
 
 def fast_protect(session: Any) -> Callable[[bytes], bytes]:
