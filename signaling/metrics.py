@@ -7,6 +7,7 @@ command latency per event, state store errors.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -34,6 +35,10 @@ class BridgeCollector(Collector):
                                 value=live)
         yield GaugeMetricFamily("hallbridge_state_version", "Conference state version",
                                 value=conference.version)
+        yield GaugeMetricFamily("hallbridge_peer_connections", "Open peer connections",
+                                value=b.hub.link_count())
+        yield GaugeMetricFamily("hallbridge_asyncio_tasks", "Tasks on the server's event loop",
+                                value=len(asyncio.all_tasks()))
         yield GaugeMetricFamily("hallbridge_store_ready", "1 when the state store answers",
                                 value=1 if service.keeper.ready else 0)
         yield CounterMetricFamily("hallbridge_program_switches", "Program source changes",
