@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1024  # patches; when full the patch is dropped and clients catch up by version
@@ -31,11 +32,8 @@ class Broadcaster:
         self._task = asyncio.create_task(self._run(), name="broadcaster")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
     async def drained(self) -> None:
         await self._queue.join()

@@ -21,6 +21,7 @@ from bridge.conference import Conference
 from bridge.control import Refused
 from bridge.state_codec import audit_from_wire, audit_to_wire, load_document, to_document
 from bridge.store import StateStore, StoreUnavailable, VersionConflict
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 Change = Callable[[Conference, float], dict[str, Any] | None]
@@ -65,11 +66,7 @@ class StateKeeper:
                        asyncio.create_task(self._watch(), name="state-health")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await self.store.close()
 
     async def change(self, fn: Change) -> dict[str, Any] | None:

@@ -9,7 +9,6 @@ clock (speaking-time warnings and ends, grace periods, program time).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from bridge.media.hub import MediaHub
 from bridge.media.policy import Scene
 from bridge.media.speaker import DominantSpeaker, SpeakerParams
 from bridge.store import MemoryStore, StateStore
+from bridge.tasks import cancel_and_wait
 from signaling.broadcast import Broadcaster
 from signaling.persistence import StateKeeper
 
@@ -64,11 +64,7 @@ class ConferenceService:
                        asyncio.create_task(self._stats(), name="console-stats")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await self.keeper.stop()
 
     async def _clock(self) -> None:

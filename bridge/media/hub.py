@@ -9,7 +9,6 @@ has no ICE restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from bridge.media.aiortc_adapter import IcePolicy, PeerLink
 from bridge.media.policy import Line, Scene, quality_for
 from bridge.media.recorder import Recorder, RecordingSummary
 from bridge.media.router import MediaRouter
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 MAX_SDP_BYTES = 512 * 1024  # the console offers one m-line per site: ~2 KB each
@@ -95,11 +95,8 @@ class MediaHub:
         self._locks.pop(participant_id, None)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
         for participant_id in list(self._links):
             await self.leave(participant_id)
         if self._recorder is not None:
