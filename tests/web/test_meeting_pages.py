@@ -104,6 +104,17 @@ async def test_a_meeting_across_the_three_pages(server: RunningServer, browsers:
         await page_b.wait_for_function(f"({READ_CODE})() === {CODE_A}", timeout=10_000, polling=200)
         await page_a.wait_for_selector("#mute-state[data-muted='false']")
         assert server.bridge.conference.control.floor.holders.keys() == {A}
+        # the console: A's tile is live, with its thumbnail playing and its meter moving
+        tile = f".tile[data-site='{A}']"
+        await console.wait_for_selector(f"{tile}[data-presence='live']")
+        await console.wait_for_function(f"(() => {{ const v = document.querySelector(\"{tile} video\");"
+                                        " return v && v.readyState >= 2 && v.videoWidth > 0; })()",
+                                        timeout=10_000)
+        levels = set()
+        for _ in range(10):
+            await console.wait_for_timeout(300)
+            levels.add(await console.get_attribute(tile, "data-level"))
+        assert len(levels - {"-127"}) >= 2, f"A's meter does not move: {levels}"
 
         # roll-call: the moderator starts, a site answers, the console's tally moves
         await moderator.click("#rollcall-start")
