@@ -75,6 +75,31 @@ def cmd_simulate(settings: Settings, url: str, sites: int, seconds: float, hall:
     asyncio.run(run_simulation(url, who, seconds))
 
 
+def cmd_rehearse(settings: Settings, url: str, name: str, out: Path | None) -> int:
+    from signaling.rehearsal import Rehearsal, make_display, save
+    from signaling.scenario import ScenarioError, load_scenario
+
+    roster = load_roster(settings.roster_path())
+    try:
+        scenario = load_scenario(name, roster)
+    except ScenarioError as exc:
+        print(f"hallbridge: scenario: {exc}", file=sys.stderr)
+        return 2
+    _use_uvloop()
+    summary = asyncio.run(Rehearsal(url, authority(settings), roster, scenario).run(make_display()))
+    print()
+    print(f"{summary['scenario']}: {sum(s['joined'] for s in summary['sites'].values())}/"
+          f"{len(summary['sites'])} joined, all received the program: {summary['all_received']}, "
+          f"floor granted in order: {', '.join(summary['floor_granted_in_order']) or '—'}, "
+          f"errors: {len(summary['errors'])}")
+    for error in summary["errors"]:
+        print(f"  error: {error}")
+    if out is not None:
+        save(summary, out)
+        print(f"summary saved to {out}")
+    return 0 if not summary["errors"] and summary["all_joined"] else 1
+
+
 def cmd_demo(settings: Settings, config: Path, sites: int) -> None:
     """Serve, plus a simulated hall and `sites` simulated sites in a second process."""
     env = dict(os.environ)
@@ -129,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p_sim.add_argument("--seconds", type=float, default=30)
     p_sim.add_argument("--no-hall", action="store_true", help="do not simulate the main hall")
     p_sim.add_argument("--wait", action="store_true", help="wait for the server to answer")
+    p_sim.add_argument("--scenario", help="play a rehearsal scenario (configs/scenarios/NAME.toml)")
+    p_sim.add_argument("--out", type=Path, help="save the rehearsal summary (JSON) here")
     p_revoke = sub.add_parser("revoke", help="refuse a join link from now on")
     p_revoke.add_argument("token", help="the token (the part after #token= in the link)")
     p_demo = sub.add_parser("demo", help="serve plus a simulated hall and sites")
@@ -147,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         url = args.url or settings.server.base_url()
         if args.wait:
             asyncio.run(_wait_for_server(url))
+        if args.scenario:
+            return cmd_rehearse(settings, url, args.scenario, args.out)
         cmd_simulate(settings, url, args.sites, args.seconds, not args.no_hall)
     elif args.command == "revoke":
         RevocationList(settings.revoked_path()).add(token_id(args.token))
