@@ -38,6 +38,17 @@ class ClipSource:
         self.clip = clip
         self.tracks: set[ClipTrack] = set()
         self._task: asyncio.Task[None] | None = None
+        self._keyframe_wanted = False
+        self._keyframes = [i for i, (_, key) in enumerate(clip.video) if key]
+
+    def request_keyframe(self) -> None:
+        """A receiver lost the picture (PLI): the next frame is the clip's next keyframe."""
+        self._keyframe_wanted = True
+
+    def answer_pli(self, sender: object) -> None:
+        """Route an aiortc sender's keyframe requests here (pre-encoded packets: aiortc's own
+        answer only affects encoders)."""
+        sender._send_keyframe = self.request_keyframe  # type: ignore[attr-defined]
 
     def track(self, kind: str) -> ClipTrack:
         t = ClipTrack(kind)
@@ -55,14 +66,18 @@ class ClipSource:
 
     async def _run(self) -> None:
         start = time.monotonic()
-        video = itertools.cycle(self.clip.video)
         audio = itertools.cycle(self.clip.audio)
         next_video = next_audio = 0.0
         vi = ai = 0
+        frame = 0
         while True:
             now = time.monotonic() - start
             while next_video <= now:
-                data, key = next(video)
+                if self._keyframe_wanted:
+                    self._keyframe_wanted = False
+                    frame = next((k for k in self._keyframes if k >= frame), self._keyframes[0])
+                data, key = self.clip.video[frame % len(self.clip.video)]
+                frame = (frame + 1) % len(self.clip.video)
                 self._send("video", data, vi, fractions.Fraction(1, FPS), key)
                 vi += 1
                 next_video = vi / FPS

@@ -32,6 +32,7 @@ async def publish(url: str, token: str) -> None:
         if line["send"]:
             t = pc.addTransceiver(line["kind"], direction="sendonly")
             t.sender.replaceTrack(source.track(line["kind"]))
+            source.answer_pli(t.sender)
         else:
             pc.addTransceiver(line["kind"], direction="inactive")
     await pc.setLocalDescription(await pc.createOffer())

@@ -34,7 +34,7 @@ from bridge.media.rtp import (
 from bridge.media.stats import StreamStats
 
 HISTORY_PACKETS = 512  # per video slot: ~3 s of a 1.5 Mbps program
-BACKLOG_PACKETS = 2048  # incoming packets waiting for their fan-out (~1.5 s of every source)
+BACKLOG_PACKETS = 8192  # incoming packets waiting for their fan-out (~1.5 s of 66 sites and the hall)
 DRAIN_BUDGET_S = 0.004  # fan-out work per loop turn before other callbacks get their turn
 AudioLevelListener = Callable[[str, int, bool, float], None]  # source, -dBov, voice, now
 
@@ -213,8 +213,13 @@ class MediaRouter:
     def set_scene(self, scene: Scene) -> None:
         """Re-route every slot for a new scene (program switch, listen-in, heard sources)."""
         self._scene = scene
+        wanted: set[str] = set()
         for slot in self._slots.values():
-            self._route(slot, source_for(scene, slot.participant, slot.name))
+            source = self._route(slot, source_for(scene, slot.participant, slot.name), ask=False)
+            if source is not None:
+                wanted.add(source)
+        for source in wanted:  # one keyframe request per new source, however many slots wait
+            self._request_keyframe(source, force=True)
         for pid, pub in self._publishers.items():
             pub.remb_bps = self._bitrates[quality_for(scene, pid)]
 
@@ -228,17 +233,23 @@ class MediaRouter:
     def is_muted(self, source: str) -> bool:
         return source in self._muted
 
-    def _route(self, slot: Slot, source: str | None) -> None:
+    def _route(self, slot: Slot, source: str | None, ask: bool = True) -> str | None:
+        """Point a slot at a source; the source to ask for a keyframe when the route changed."""
         before = (slot.route.current, slot.route.pending)
-        ask = slot.route.want(source)
+        needs_keyframe = slot.route.want(source)
         after = (slot.route.current, slot.route.pending)
+        if before == after:
+            return None  # nothing moved: no new keyframe request (they are throttled per source)
         for old in set(before) - set(after):
             self._unindex(slot, old)
         for new in set(after) - set(before):
             if new is not None:
                 self._by_source.setdefault((new, slot.layout.kind), {})[(slot.participant, slot.name)] = slot
-        if ask and source is not None:
+        if not needs_keyframe or source is None:
+            return None
+        if ask:
             self._request_keyframe(source, force=True)
+        return source
 
     def _unindex(self, slot: Slot, source: str | None) -> None:
         index = self._by_source.get((source, slot.layout.kind)) if source is not None else None

@@ -1,0 +1,193 @@
+"""Conference benchmark: the whole bridge at full scale on this machine.
+
+The hallbridge server, a publisher joined as the main hall (VP8 1280x720 ~1.5 Mbps + Opus, a clip
+encoded once), N lean sites in separate processes (each publishing a thumbnail, counting the
+program without decoding it, sending a command a second) and a moderator here that switches the
+program between sites. Writes JSON and a PNG: join time per site (all N joined at once), server
+CPU (cores) and RSS per site, event-loop lag p99, program frames per site per second, switch
+latency from the decision to the first packet of the new source at each site, command round
+trip, errors.
+
+    python -m bench.conference --sites 66 --out bench/out/conference.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import socketio
+
+from bench.fanout import free_port, python, wait_healthy
+from bridge.roles import Role
+from bridge.roster import load_roster
+from signaling.settings import load_settings
+from signaling.tokens import TokenAuthority
+
+PROCESSES = 4
+SWITCH_EVERY_S = 4.0
+COMMAND_EVERY_S = 0.5  # a moderator command (mute) between switches: its round trip is measured
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+async def moderate(url: str, token: str, sites: list[str], hall: str, window: tuple[float, float],
+                   switches: list[tuple[float, str]], rtts: list[float]) -> None:
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(url, auth={"token": token}, transports=["websocket"])
+    rng = random.Random(66)
+    await asyncio.sleep(max(0.0, window[0] + 2 - time.time()))
+    target = hall
+    while time.time() < window[1] - SWITCH_EVERY_S:
+        target = rng.choice(sites) if target == hall else hall
+        at = time.time()
+        t0 = time.monotonic()
+        reply = await sio.call("program:set", {"site": target}, timeout=10)
+        rtts.append(time.monotonic() - t0)
+        if reply.get("ok"):
+            switches.append((at, target))
+        for _ in range(int(SWITCH_EVERY_S / COMMAND_EVERY_S)):  # the moderator's other work
+            await asyncio.sleep(COMMAND_EVERY_S)
+            t0 = time.monotonic()
+            await sio.call("mute:set", {"site": rng.choice(sites), "muted": True}, timeout=10)
+            rtts.append(time.monotonic() - t0)
+    await sio.disconnect()
+
+
+def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, HALLBRIDGE_SECRET=secrets.token_urlsafe(48))
+    settings = load_settings(env={})
+    roster = load_roster(settings.roster_path())
+    tokens = TokenAuthority(env["HALLBRIDGE_SECRET"].encode(), settings.conference.id, roster)
+    site_ids = [s.id for s in roster.remote_sites()][:n_sites]
+    start_at = time.time() + 12  # every process has its clip encoded by then
+    window = (start_at + 8, start_at + 8 + seconds)
+    stats_file = workdir / "sfu.json"
+    server = python("bench.sfu_hallbridge", "--port", str(port), "--window", str(window[0]),
+                    str(window[1]), "--stats", str(stats_file), env=env)
+    helpers, outs = [], []
+    try:
+        wait_healthy(url)
+        hall_token = tokens.issue(Role.HALL)
+        helpers.append(python("bench.publisher", "--url", url, "--token", hall_token, env=env))
+        groups = [site_ids[g::PROCESSES] for g in range(PROCESSES)]
+        for g, group in enumerate(groups):
+            token_file = workdir / f"sites-{g}.tokens"
+            token_file.write_text("\n".join(tokens.issue(Role.SITE, s) for s in group))
+            outs.append(workdir / f"sites-{g}.json")
+            helpers.append(python("bench.lean_sites", "--url", url, "--tokens", str(token_file),
+                                  "--window", str(window[0]), str(window[1]), "--start-at",
+                                  str(start_at), "--out", str(outs[-1])))
+        proc = psutil.Process(server.pid)
+        switches: list[tuple[float, str]] = []
+        rtts: list[float] = []
+        time.sleep(max(0.0, window[0] - time.time()))
+        cpu0, rss = proc.cpu_times(), []
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(moderate(url, tokens.issue(Role.MODERATOR), site_ids, roster.hall.id,
+                                         window, switches, rtts))
+        while not task.done():
+            loop.run_until_complete(asyncio.sleep(1.0))
+            rss.append(proc.memory_info().rss)
+        loop.run_until_complete(task)
+        loop.close()
+        time.sleep(max(0.0, window[1] - time.time()))
+        cpu1 = proc.cpu_times()
+        for h in helpers[1:]:
+            h.wait(timeout=180)
+        sites = [row for out in outs for row in json.loads(out.read_text())]
+    finally:
+        for h in helpers:
+            if h.poll() is None:
+                h.terminate()
+                h.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=30)
+    cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    sfu = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    latencies = []
+    for at, target in switches:
+        for site_id, row in zip([s for g in groups for s in g], sites, strict=True):
+            if site_id == target:
+                continue
+            after = [t for t in row["switches"] if at <= t < at + SWITCH_EVERY_S]
+            if after:
+                latencies.append(after[0] - at)
+    joins = [r["join_s"] for r in sites if r["join_s"] is not None]
+    fps = [r["frames"] / seconds for r in sites]
+    commands = rtts  # the moderator's commands under the full media load
+    return {
+        "sites": n_sites, "seconds": seconds,
+        "joined": len(joins), "join_s": {"p50": pct(joins, 0.5), "p95": pct(joins, 0.95),
+                                         "max": max(joins) if joins else None},
+        "server_cpu_cores": round(cpu / seconds, 3),
+        "server_rss_mib_per_site": round(max(rss) / (1 << 20) / n_sites, 2) if rss else None,
+        "loop_lag_p99_ms": round(sfu.get("loop_lag_p99_ms", 0.0), 1),
+        "program_fps": {"min": round(min(fps), 1) if fps else None,
+                        "mean": round(sum(fps) / len(fps), 1) if fps else None},
+        "switches": len(switches),
+        "switch_latency_s": {"p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99),
+                             "measured": len(latencies)},
+        "command_rtt_s": {"p50": pct(commands, 0.5), "p99": pct(commands, 0.99), "count": len(commands)},
+        "errors": [e for r in sites for e in r["errors"]],
+        "router": sfu.get("router"),
+        "_joins": joins, "_fps": fps, "_latencies": latencies,
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    axes[0].hist(result["_joins"], bins=20, color="#4a7fb5")
+    axes[0].set(title="join time per site", xlabel="seconds", ylabel="sites")
+    axes[1].bar(range(len(result["_fps"])), result["_fps"], color="#3a9b5c")
+    axes[1].axhline(29, color="red", linewidth=1, linestyle="--")
+    axes[1].set(title="program frames per second, each site", xlabel="site", ylabel="fps")
+    axes[2].hist([x * 1000 for x in result["_latencies"]], bins=30, color="#c0803a")
+    axes[2].set(title="switch latency (decision → new source)", xlabel="ms", ylabel="site-switches")
+    cores = result["server_cpu_cores"]
+    fig.suptitle(f"Conference benchmark: {result['sites']} sites, server {cores} cores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sites", type=int, default=66)
+    parser.add_argument("--seconds", type=float, default=40)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(args.sites, args.seconds, Path(tmp))
+    plot(result, args.out.with_suffix(".png"))
+    report = {k: v for k, v in result.items() if not k.startswith("_")}
+    report["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Lean simulated sites for the conference benchmark: they join like a browser, publish a
+pre-encoded thumbnail and a tone (encoded once), and count the program they receive without
+decoding it: packets, frames (marker bits), and the moments the program's source changes (a jump
+of the VP8 picture id).
+
+    python -m bench.lean_sites --url URL --tokens FILE --window START END --out FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import socketio
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from bench.clip import encode_clip
+from bench.cliptrack import ClipSource
+from bridge.media.aiortc_adapter import restrict_host_addresses
+from bridge.media.rtcp import is_rtcp
+from bridge.media.rtp import parse_header, vp8_picture_id
+
+
+@dataclass
+class SiteCounts:
+    joined_at: float | None = None  # wall clock
+    join_s: float | None = None
+    frames: int = 0  # program frames inside the window
+    packets: int = 0
+    switches: list[float] = field(default_factory=list)  # wall-clock times the source changed
+    command_rtts: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class LeanSite:
+    def __init__(self, url: str, token: str, source: ClipSource, window: tuple[float, float]) -> None:
+        self.url, self.token, self.source, self.window = url, token, source, window
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[],
+                                                     bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.counts = SiteCounts()
+        self._video_pts: set[int] = set()
+        self._last_pid: int | None = None
+
+    async def join(self, started: float) -> None:
+        welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.sio.on("welcome", lambda data: welcome.done() or welcome.set_result(data))
+        await self.sio.connect(self.url, auth={"token": self.token}, transports=["websocket"])
+        lines = (await asyncio.wait_for(welcome, 30))["media"]["lines"]
+        for line in lines:
+            if line["send"]:
+                t = self.pc.addTransceiver(line["kind"], direction="sendrecv" if line["slot"] else "sendonly")
+                t.sender.replaceTrack(self.source.track(line["kind"]))
+                self.source.answer_pli(t.sender)
+            else:
+                self.pc.addTransceiver(line["kind"], direction="recvonly" if line["slot"] else "inactive")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = {"type": "offer", "sdp": self.pc.localDescription.sdp}
+        reply = await self.sio.call("media:offer", offer, timeout=30)
+        await self.pc.setRemoteDescription(RTCSessionDescription(**reply["answer"]))
+        for t in self.pc.getTransceivers():
+            self._video_pts.update(c.payloadType for c in t._codecs if c.mimeType == "video/VP8")
+        self._tap(self.pc.getTransceivers()[0].receiver.transport)
+        connected = asyncio.Event()
+        self.pc.on("connectionstatechange",
+                   lambda: self.pc.connectionState == "connected" and connected.set())
+        if self.pc.connectionState != "connected":
+            await asyncio.wait_for(connected.wait(), 30)
+        self.counts.joined_at = time.time()
+        self.counts.join_s = time.time() - started
+
+    def _tap(self, dtls: Any) -> None:
+        connection = dtls.transport._connection
+        queued = connection.data_received
+        counts, (start, end) = self.counts, self.window
+
+        def received(data: bytes, component: int) -> None:
+            rx = dtls._rx_srtp
+            if rx is None or not 127 < data[0] < 192:
+                queued(data, component)
+                return
+            if is_rtcp(data):
+                return
+            try:
+                plain = rx.unprotect(data)
+            except Exception:
+                return
+            if plain[1] & 0x7F not in self._video_pts:
+                return
+            header = parse_header(plain)
+            if header is None:
+                return
+            pid = vp8_picture_id(memoryview(plain)[header.payload_offset :])
+            if pid is not None:
+                if self._last_pid is not None and (pid - self._last_pid) % 0x8000 > 1:
+                    counts.switches.append(time.time())
+                self._last_pid = pid
+            if start <= time.time() < end:
+                counts.packets += 1
+                counts.frames += header.marker
+
+        connection.data_received = received
+
+    async def commands(self, until: float) -> None:
+        """A light, steady stream of control commands: their round trip is measured."""
+        while time.time() < until:
+            await asyncio.sleep(1.0)
+            t0 = time.monotonic()
+            reply = await self.sio.call("state:get", {}, timeout=10)
+            self.counts.command_rtts.append(time.monotonic() - t0)
+            if not reply.get("ok"):
+                self.counts.errors.append(str(reply.get("error")))
+
+    async def close(self) -> None:
+        await self.pc.close()
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+async def run(url: str, tokens: list[str], window: tuple[float, float],
+              start_at: float) -> list[dict[str, Any]]:
+    restrict_host_addresses(["127.0.0.1"])
+    source = ClipSource(encode_clip(320, 180, seconds=2.0, bitrate=150_000))
+    source.start()
+    sites = [LeanSite(url, token, source, window) for token in tokens]
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    started = time.time()
+    results = await asyncio.gather(*(s.join(started) for s in sites), return_exceptions=True)
+    for site, result in zip(sites, results, strict=True):
+        if isinstance(result, BaseException):
+            site.counts.errors.append(f"join: {result!r}")
+    await asyncio.sleep(max(0.0, window[1] - time.time()) + 0.2)
+    out = [asdict(s.counts) for s in sites]
+    await source.stop()
+    for s in sites:
+        await s.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--tokens", required=True)
+    parser.add_argument("--window", nargs=2, type=float, required=True)
+    parser.add_argument("--start-at", type=float, required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    with open(args.tokens) as f:
+        tokens = [line.strip() for line in f if line.strip()]
+    import uvloop
+
+    uvloop.install()
+    result = asyncio.run(run(args.url, tokens, tuple(args.window), args.start_at))  # type: ignore[arg-type]
+    with open(args.out, "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()
