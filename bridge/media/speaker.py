@@ -57,10 +57,12 @@ class _Source:
     frames: deque[bool] = field(default_factory=deque)
     last_at: float = 0.0
     last_level_db: float = -127.0
+    peak_db: float = -127.0  # loudest since the meter last read it
 
     def add(self, level: int, dt: float) -> None:
         loud = -float(level)  # RFC 6464: 0 is the loudest, 127 silence (-dBov)
         self.last_level_db = loud
+        self.peak_db = max(self.peak_db, loud)
         floor = loud if self.floor_db is None or loud < self.floor_db else (
             self.floor_db + self.params.floor_rise_db_s * dt)
         self.floor_db = floor
@@ -124,9 +126,13 @@ class DominantSpeaker:
             self.dominant = None
 
     def loudness(self, source: str) -> float:
-        """The source's latest level in dBov (-127: silent or unknown), for level meters."""
+        """The source's loudest level since the last call, in dBov (-127: silent or unknown):
+        a peak meter, so a short sound between two reads still shows."""
         src = self._sources.get(source)
-        return src.last_level_db if src is not None else -127.0
+        if src is None:
+            return -127.0
+        peak, src.peak_db = src.peak_db, -127.0
+        return peak
 
     def due(self, now: float) -> bool:
         return now - self._last_decision >= self.params.tick_s

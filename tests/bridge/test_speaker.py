@@ -87,3 +87,13 @@ def test_candidates_limit_the_choice_to_unmuted_sources() -> None:
         if dsi.due(f * 0.02):
             dsi.decide(f * 0.02, candidates={"b"})
     assert dsi.dominant != "a"
+
+
+def test_the_meter_reads_the_peak_since_its_last_read() -> None:
+    dsi = DominantSpeaker()
+    dsi.level("a", 90, 0.00)
+    dsi.level("a", 20, 0.02)  # a short beep between two reads
+    dsi.level("a", 100, 0.04)
+    assert dsi.loudness("a") == -20.0
+    assert dsi.loudness("a") == -127.0, "read once"
+    assert dsi.loudness("nobody") == -127.0
