@@ -129,7 +129,7 @@ def mutate(sdp: str, rng: random.Random) -> str:
             k = rng.randrange(len(lines[i]))
             lines[i] = lines[i][:k] + chr(rng.randint(32, 126)) + lines[i][k + 1 :]
         else:
-            lines[i] = rng.choice(["a=candidate:1 1 udp 1 10.0.0.9 9 typ host", "m=video 9 RTP/AVP 0",
+            lines[i] = rng.choice(["a=candidate:1 1 udp 1 198.51.100.9 9 typ host", "m=video 9 RTP/AVP 0",
                                    "a=rtpmap:96 VP8/-1", "a=group:BUNDLE 7", "c=IN IP4 999.1.1.1"])
     return "\r\n".join(lines)
 
