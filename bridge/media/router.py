@@ -181,7 +181,7 @@ class MediaRouter:
             self._unindex(slot, slot.route.current)
             self._unindex(slot, slot.route.pending)
         for slots in self._by_source.values():
-            for slot in list(slots.values()):
+            for slot in list(slots.values()):  # unindexing edits this very dict
                 if participant_id in (slot.route.current, slot.route.pending):
                     self._unindex(slot, participant_id)
                     slot.route.source_gone(participant_id)
@@ -314,7 +314,7 @@ class MediaRouter:
         templates: dict[tuple[int | None, ...], Template] = {}
         waiting = False
         forwarded = 0
-        for slot in list(slots.values()):
+        for slot in slots.values():  # switching unindexes from other sources only
             route = slot.route
             if route.current != participant_id:  # pending: switches only on a keyframe
                 previous = route.current
