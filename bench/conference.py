@@ -2,8 +2,8 @@
 
 The hallbridge server, a publisher joined as the main hall (VP8 1280x720 ~1.5 Mbps + Opus, a clip
 encoded once), N lean sites in separate processes (each publishing a thumbnail, counting the
-program without decoding it, sending a command a second) and a moderator here that switches the
-program between sites. Writes JSON and a PNG: join time per site (all N joined at once), server
+program without decoding it) and a moderator here that switches the program between sites and
+sends a command every half second. Writes JSON and a PNG: join time per site (all N joined at once), server
 CPU (cores) and RSS per site, event-loop lag p99, program frames per site per second, switch
 latency from the decision to the first packet of the new source at each site, command round
 trip, errors.

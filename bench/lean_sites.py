@@ -32,7 +32,6 @@ class SiteCounts:
     frames: int = 0  # program frames inside the window
     packets: int = 0
     switches: list[float] = field(default_factory=list)  # wall-clock times the source changed
-    command_rtts: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -104,16 +103,6 @@ class LeanSite:
                 counts.frames += header.marker
 
         connection.data_received = received
-
-    async def commands(self, until: float) -> None:
-        """A light, steady stream of control commands: their round trip is measured."""
-        while time.time() < until:
-            await asyncio.sleep(1.0)
-            t0 = time.monotonic()
-            reply = await self.sio.call("state:get", {}, timeout=10)
-            self.counts.command_rtts.append(time.monotonic() - t0)
-            if not reply.get("ok"):
-                self.counts.errors.append(str(reply.get("error")))
 
     async def close(self) -> None:
         await self.pc.close()

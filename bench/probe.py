@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
+import signal
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 INTERVAL_S = 0.01
 
@@ -38,3 +43,30 @@ class LagProbe:
             return 0.0
         ordered = sorted(self.samples)
         return 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+async def measure_until_sigterm(window: tuple[float, float], stats_path: str,
+                                extra: Callable[[], dict[str, Any]] = dict) -> None:
+    """Probe the loop inside the window; on SIGTERM write the lag p99 (and `extra()`) as JSON."""
+    probe = LagProbe()
+    probe.window = window
+    probe.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    with open(stats_path, "w") as f:
+        json.dump({"loop_lag_p99_ms": probe.p99_ms(), **extra()}, f)
+    await probe.stop()
+
+
+def sfu_main(serve: Callable[[int, tuple[float, float], str], Awaitable[None]]) -> None:
+    """The command line every benchmark SFU shares: --port, --window START END, --stats FILE."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--window", nargs=2, type=float, required=True)
+    parser.add_argument("--stats", required=True)
+    args = parser.parse_args()
+    import uvloop
+
+    uvloop.install()
+    asyncio.run(serve(args.port, (args.window[0], args.window[1]), args.stats))

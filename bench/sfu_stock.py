@@ -9,10 +9,6 @@ sends on its own, as aiortc does.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import signal
 from typing import Any
 
 import socketio
@@ -21,7 +17,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 
 from bench.clip import encode_clip
 from bench.cliptrack import ClipSource
-from bench.probe import LagProbe
+from bench.probe import measure_until_sigterm, sfu_main
 from bridge.media.aiortc_adapter import restrict_host_addresses
 
 LINES = [{"kind": "audio", "send": False, "slot": "program-audio"},
@@ -56,32 +52,12 @@ async def serve(port: int, window: tuple[float, float], stats_path: str) -> None
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     source.start()
-    probe = LagProbe()
-    probe.window = window
-    probe.start()
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    with open(stats_path, "w") as f:
-        json.dump({"loop_lag_p99_ms": probe.p99_ms()}, f)
-    await probe.stop()
+    await measure_until_sigterm(window, stats_path)
     await source.stop()
     for pc in pcs:
         await pc.close()
     await runner.cleanup()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--window", nargs=2, type=float, required=True)
-    parser.add_argument("--stats", required=True)
-    args = parser.parse_args()
-    import uvloop
-
-    uvloop.install()
-    asyncio.run(serve(args.port, tuple(args.window), args.stats))  # type: ignore[arg-type]
-
-
 if __name__ == "__main__":
-    main()
+    sfu_main(serve)

@@ -35,9 +35,6 @@ class Broadcaster:
         await cancel_and_wait([self._task])
         self._task = None
 
-    async def drained(self) -> None:
-        await self._queue.join()
-
     async def _run(self) -> None:
         while True:
             event, payload, to = await self._queue.get()

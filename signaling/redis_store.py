@@ -91,10 +91,6 @@ class RedisStore:
             self._ready = False
         return self._ready
 
-    async def wipe(self) -> None:
-        """Delete this conference's keys (tests, and starting a conference afresh)."""
-        await self._redis.delete(*self.keys[:3])
-
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()

@@ -39,7 +39,6 @@ from bridge.media.sdp import Network, address_allowed, filter_candidates
 
 log = logging.getLogger(__name__)
 
-KINDS = ("audio", "video")
 FORWARDED_CODECS = {"audio": "audio/opus", "video": "video/VP8"}
 # bytes waiting in one site's socket buffer before its packets are dropped (a slow site never
 # holds memory or delays others)

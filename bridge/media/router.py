@@ -25,6 +25,7 @@ from bridge.media.rtp import (
     FORWARDED_URIS,
     URI_AUDIO_LEVEL,
     Template,
+    audio_level,
     build_template,
     parse_header,
     render,
@@ -299,10 +300,10 @@ class MediaRouter:
             stats = pub.stats[kind] = StreamStats(header.ssrc, 48000 if kind == "audio" else 90000)
         stats.add(header.sequence, header.timestamp, len(data), now)
         if kind == "audio":
-            if self.on_audio_level is not None and pub.level_ext is not None:
-                value = header.extensions.get(pub.level_ext)
-                if value:
-                    self.on_audio_level(participant_id, value[0] & 0x7F, bool(value[0] & 0x80), now)
+            level = audio_level(header, pub.level_ext) if self.on_audio_level is not None else None
+            if level is not None and self.on_audio_level is not None:
+                voice, dbov = level
+                self.on_audio_level(participant_id, dbov, voice, now)
             if participant_id in self._muted:
                 self.stats.muted += 1
                 return

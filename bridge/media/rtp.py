@@ -135,12 +135,6 @@ def render_rtx(t: Template, payload_type: int, sequence: int, timestamp: int, ss
     return head + t.extensions + struct.pack("!H", original_sequence) + t.payload
 
 
-def patch(packet: bytearray, payload_type: int, sequence: int, timestamp: int, ssrc: int) -> None:
-    """Write a site's payload type (marker bit kept), sequence number, timestamp and SSRC."""
-    packet[1] = (packet[1] & 0x80) | payload_type
-    _SEQ_TS_SSRC.pack_into(packet, 2, sequence, timestamp, ssrc)
-
-
 def vp8_descriptor_size(payload: bytes | memoryview) -> int:
     """Bytes of the RFC 7741 payload descriptor at the start of a VP8 RTP payload."""
     if not payload:
