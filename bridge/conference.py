@@ -21,7 +21,7 @@ from bridge.roles import Role
 from bridge.roster import Roster
 
 MODES = {
-    "floor": "the floor holder is the program; the main hall otherwise",
+    "floor": "the floor holder is the program (while connected); the main hall otherwise",
     "voice": "the dominant speaker among unmuted sources (main hall included) is the program",
     "lecture": "the main hall stays on the program; granted sites are heard",
     "pinned": "a technician's chosen source stays on the program",
@@ -128,26 +128,35 @@ class Conference:
 
     # -- presence and recording ------------------------------------------------------------
 
-    def set_presence(self, site_id: str, presence: Presence, now: float) -> dict[str, Any] | None:
-        """Record a site's presence; the patch to broadcast, or None when nothing changed."""
+    def set_presence(self, site_id: str, presence: Presence, now: float,
+                     since: float | None = None) -> dict[str, Any] | None:
+        """Record a site's presence; the patch to broadcast, or None when nothing changed.
+
+        `since`: when it really happened, if earlier (a lost site: its last packet), so that the
+        attendance gap starts where the site fell silent, not where the watchdog noticed.
+        """
         status = self.sites[site_id]
         if status.presence is presence:
             return None
-        status.presence, status.since = presence, now
+        at = now if since is None else min(now, max(since, status.since))
+        status.presence, status.since = presence, at
         attendance, floor = self.control.attendance, self.control.floor
-        outage = self._outage_start(site_id, now)
+        away = set(floor.away_since)
+        outage = self._outage_start(site_id, at)
         if outage is not None:  # connected before the server restarted: the gap shows
             attendance.left(site_id, outage)
         if presence is Presence.LIVE:
             status.joins += 1
-            attendance.joined(site_id, now)
+            attendance.joined(site_id, at)
             floor.site_back(site_id)
         else:
-            attendance.left(site_id, now)
+            attendance.left(site_id, at)
             if presence in (Presence.OFFLINE, Presence.LOST):
-                floor.site_left(site_id, now)
-        self.version += 1
-        return {"version": self.version, "sites": {site_id: status.to_wire()}}
+                floor.site_left(site_id, at)
+        # a holder who dropped leaves the program to the hall until it is back (no frozen picture)
+        patch = self._patch(Changes({"floor"} if set(floor.away_since) != away else set()), now)
+        patch["sites"] = {site_id: status.to_wire()}
+        return patch
 
     def _outage_start(self, site_id: str, now: float) -> float | None:
         record = self.control.attendance.sites[site_id]
@@ -208,8 +217,8 @@ class Conference:
             return hall
         if self.mode == "voice":
             return self.dominant or hall
-        holders = self.control.floor.holders
-        return next(iter(holders)) if holders else hall
+        floor = self.control.floor
+        return next((s for s in floor.holders if s not in floor.away_since), hall)
 
     def _presence_witness(self, site: str) -> Evidence:
         return Evidence(connected=self.sites[site].presence is Presence.LIVE)

@@ -227,7 +227,10 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return
         presence = {"connected": Presence.LIVE, "failed": Presence.LOST, "lost": Presence.LOST,
                     "closed": Presence.LOST}.get(state)
-        if presence is not None:
+        if presence is Presence.LOST:  # the gap starts at its last packet, not when noticed
+            silent = self._hub.router.health(participant_id, time.monotonic())["silent_s"]
+            self._service.presence(participant_id, presence, None if silent is None else time.time() - silent)
+        elif presence is not None:
             self._presence(participant_id, presence)
 
     def media_quality(self, participant_id: str, level: str) -> None:

@@ -119,8 +119,8 @@ class ConferenceService:
     async def set_recording(self, file: str | None) -> None:
         await self.keeper.change(lambda c, now: c.set_recording(file, now))
 
-    def presence(self, site: str, presence: Presence) -> None:
-        self.keeper.submit(lambda c, now: c.set_presence(site, presence, now))
+    def presence(self, site: str, presence: Presence, since: float | None = None) -> None:
+        self.keeper.submit(lambda c, now: c.set_presence(site, presence, now, since))
 
     async def presence_now(self, site: str, presence: Presence) -> None:
         """A presence change the caller waits for (a page joining); kept if the store is away."""

@@ -14,6 +14,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import av
 import socketio
 from aiortc import (
@@ -42,21 +43,34 @@ class ReceiveStats:
     codes: Counter[int] = field(default_factory=Counter)
     last_code: int | None = None
     code_frames: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=4096))
+    frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=8192))  # video, monotonic
     unreadable: int = 0  # sampled pictures whose identity strip was damaged (decoding errors)
 
 
 class SimulatedParticipant:
-    """One aiortc client: connect, offer, answer, publish, receive, leave."""
+    """One aiortc client: connect, offer, answer, publish, receive, leave.
+
+    `resilient` behaves like the browser page: Socket.IO reconnects by itself (every 0.5-2 s) and
+    each welcome after the first rejoins the media with a new peer connection. `local_address`
+    pins the client's own address (its Socket.IO connection and ICE candidate) — a network-loss
+    test drops exactly that address.
+    """
 
     def __init__(self, url: str, token: str, name: str, code: int, *, width: int = 640,
                  height: int = 360, fps: int = 30, host_addresses: tuple[str, ...] = ("127.0.0.1",),
-                 publish: bool = True) -> None:
+                 publish: bool = True, resilient: bool = False, local_address: str | None = None) -> None:
         self.url, self.name, self.code = url, name, code
         self._token = token
         self._video_args = (width, height, fps)
-        self._host_addresses = host_addresses
+        self._host_addresses = (local_address,) if local_address else host_addresses
         self._publish = publish
-        self.sio = socketio.AsyncClient(reconnection=False)
+        session: dict[str, Any] = {}
+        if local_address is not None:
+            session["http_session"] = lambda: aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(local_addr=(local_address, 0)))
+        self.sio = socketio.AsyncClient(reconnection=resilient, reconnection_delay=0.5,
+                                        reconnection_delay_max=2, **session)
+        self.rejoins = 0  # media rejoined after a reconnect (resilient only)
         self.pc: RTCPeerConnection | None = None
         self.slots: dict[str, ReceiveStats] = {}
         self.quality: list[dict[str, Any]] = []
@@ -84,8 +98,23 @@ class SimulatedParticipant:
         if self.video is not None:
             self.video.set_format(int(data["width"]), int(data["height"]), int(data["maxFramerate"]))
     async def _on_welcome(self, data: dict[str, Any]) -> None:
+        again = self.welcome is not None and self.pc is not None
         self.welcome = data
         self._welcomed.set()
+        if again:  # a reconnect: the old peer connection belongs to a session the server ended
+            self._own(self._rejoin(), "rejoin")
+
+    async def _rejoin(self) -> None:
+        try:
+            await self.join_media()
+            self.rejoins += 1
+        except Exception as exc:  # the next reconnect tries again
+            log.warning("%s could not rejoin the media: %s", self.name, exc)
+
+    def _own(self, work: Any, what: str) -> None:
+        task = asyncio.create_task(work, name=f"{what}-{self.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _on_state(self, data: dict[str, Any]) -> None:
         self.states.append(data)
@@ -97,6 +126,12 @@ class SimulatedParticipant:
 
     async def join_media(self) -> None:
         restrict_host_addresses(self._host_addresses)
+        if self.pc is not None:
+            old, self.pc = self.pc, None
+            await old.close()
+            for track in (self.video, self.audio):
+                if track is not None:
+                    track.stop()
         pc = self.pc = RTCPeerConnection(
             RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         pc.on("track", self._on_track)
@@ -108,7 +143,7 @@ class SimulatedParticipant:
             if send:
                 transceiver.sender.replaceTrack(self._track(kind))
             if slot:
-                self.slots[slot] = ReceiveStats()
+                self.slots.setdefault(slot, ReceiveStats())  # counts carry over a rejoin
         for t in pc.getTransceivers():
             caps = RTCRtpSender.getCapabilities(t.kind).codecs
             t.setCodecPreferences([c for c in caps if c.mimeType in ("audio/opus", "video/VP8", "video/rtx")])
@@ -124,6 +159,9 @@ class SimulatedParticipant:
             self.audio = SyntheticAudio(self.code)
             return self.audio
         self.video = SyntheticVideo(self.name, self.code, *self._video_args)
+        if self.quality:  # a rejoin keeps the quality the bridge asked for last
+            q = self.quality[-1]
+            self.video.set_format(int(q["width"]), int(q["height"]), int(q["maxFramerate"]))
         return self.video
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -131,9 +169,7 @@ class SimulatedParticipant:
         lines = self.welcome["media"]["lines"]
         index = next(i for i, t in enumerate(self.pc.getTransceivers()) if t.receiver.track is track)
         slot = lines[index]["slot"]
-        task = asyncio.create_task(self._consume(track, self.slots[slot]), name=f"recv-{self.name}-{slot}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._own(self._consume(track, self.slots[slot]), f"recv-{slot}")
 
     async def _consume(self, track: MediaStreamTrack, stats: ReceiveStats) -> None:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
@@ -144,6 +180,7 @@ class SimulatedParticipant:
                     continue
                 assert isinstance(frame, av.VideoFrame)
                 stats.video_frames += 1
+                stats.frame_times.append(time.monotonic())
                 stats.resolution = (frame.width, frame.height)
                 if stats.video_frames % CODE_EVERY == 1:
                     code = read_code(frame.to_ndarray(format="gray"))

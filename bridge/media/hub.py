@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 MAX_SDP_BYTES = 512 * 1024  # the console offers one m-line per site: ~2 KB each
 RTCP_INTERVAL_S = 1.0  # receiver/sender reports and REMB (RFC 3550 minimum is 5 s; WebRTC uses ~1 s)
 # A participant whose media went silent (not even RTCP, which browsers send every second):
-LOST_AFTER_S = 6.0  # ...is reported lost
+LOST_AFTER_S = 3.0  # ...is reported lost (the console's wall says so at the same time)
 CLOSE_AFTER_S = 30.0  # ...and its peer connection is closed, freeing its sockets and tasks
 
 

@@ -35,6 +35,9 @@ from bridge.media.rtp import (
 from bridge.media.stats import StreamStats
 
 HISTORY_PACKETS = 512  # per video slot: ~3 s of a 1.5 Mbps program
+# A packet older than this is not worth resending: the receiver has moved on (a site back from a
+# network loss asks for everything it missed); a keyframe from the source repairs it instead.
+RETRANSMIT_MAX_AGE_S = 1.0
 BACKLOG_PACKETS = 8192  # incoming packets waiting for their fan-out (~1.5 s of 66 sites and the hall)
 DRAIN_BUDGET_S = 0.004  # fan-out work per loop turn before other callbacks get their turn
 AudioLevelListener = Callable[[str, int, bool, float], None]  # source, -dBov, voice, now
@@ -92,7 +95,7 @@ class Slot:
     stream: OutStream
     layout_key: tuple[int | None, ...]
     extension_ids: dict[str, int]
-    history: History[tuple[Template, int]] | None
+    history: History[tuple[Template, int, float]] | None  # (packet, timestamp, sent at)
     rtx_sequence: int = 0
     sent: int = 0
     dropped: int = 0
@@ -122,6 +125,7 @@ class RouterStats:
     dropped: int = 0
     muted: int = 0
     keyframe_requests: int = 0
+    unrepairable_nacks: int = 0  # NACKs asking for packets gone or too old: a keyframe instead
     retransmitted: int = 0
     backlog_dropped: int = 0
 
@@ -191,14 +195,15 @@ class MediaRouter:
         return [s for k, s in self._slots.items() if k[0] == participant_id]
 
     def health(self, participant_id: str, now: float) -> dict[str, float | None]:
-        """Network figures of one participant: loss and jitter of what it sends us, loss it
-        reports of what we send it, round trip, seconds since its last packet."""
+        """Network figures of one participant now: loss (over the last report interval) and
+        jitter of what it sends us, loss it reports of what we send it, round trip, seconds since
+        its last packet."""
         pub = self._publishers.get(participant_id)
         streams = list(pub.stats.values()) if pub else []
         slots = self.slots_of(participant_id)
         rtts = [s.rtt_ms for s in slots if s.rtt_ms is not None]
         return {
-            "loss_in": max((s.loss_ratio() for s in streams), default=0.0),
+            "loss_in": max((s.recent_loss for s in streams), default=0.0),
             "jitter_ms": max((s.jitter_ms() for s in streams), default=0.0),
             "loss_out": max((s.remote_loss for s in slots), default=0.0),
             "rtt_ms": min(rtts) if rtts else None,
@@ -334,7 +339,7 @@ class MediaRouter:
             seq, ts = stream.rewrite(participant_id, header.sequence, header.timestamp, now)
             packet = render(template, stream.payload_type, seq, ts, stream.ssrc)
             if slot.history is not None:
-                slot.history.put(seq, (template, ts))
+                slot.history.put(seq, (template, ts, now))
             if slot.endpoint.send_rtp(packet):
                 slot.sent += 1
                 stream.octets += len(packet)
@@ -370,15 +375,19 @@ class MediaRouter:
             self._request_keyframe(slot.route.current, force=False)
 
     def _on_nack(self, participant_id: str, nack: rtcp.Nack) -> None:
+        """Resend what is still fresh; anything gone or stale is repaired by a keyframe."""
         slot = self._own_slot(participant_id, nack.media_ssrc)
         if slot is None or slot.history is None:
             return
         layout = slot.layout
+        oldest = self._clock() - RETRANSMIT_MAX_AGE_S
+        unrepairable = False
         for seq in nack.lost:
             item = slot.history.get(seq)
-            if item is None:
+            if item is None or item[2] < oldest:
+                unrepairable = True
                 continue
-            template, ts = item
+            template, ts, _ = item
             if layout.rtx_payload_type is not None and layout.rtx_ssrc is not None:
                 packet = render_rtx(template, layout.rtx_payload_type, slot.rtx_sequence, ts,
                                     layout.rtx_ssrc, seq)
@@ -388,6 +397,9 @@ class MediaRouter:
             if slot.endpoint.send_rtp(packet):
                 slot.retransmitted += 1
                 self.stats.retransmitted += 1
+        if unrepairable and slot.route.current is not None:
+            self.stats.unrepairable_nacks += 1
+            self._request_keyframe(slot.route.current, force=False)
 
     def _on_sender_report(self, participant_id: str, sr: rtcp.SenderReport, now: float) -> None:
         pub = self._publishers.get(participant_id)

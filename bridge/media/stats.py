@@ -29,6 +29,7 @@ class StreamStats:
     _lsr: int = 0  # middle 32 bits of the last SR's NTP time
     _lsr_at: float | None = None
     last_arrival: float = 0.0
+    recent_loss: float = 0.0  # fraction lost in the last report interval (~1 s): the network now
 
     def add(self, sequence: int, timestamp: int, size: int, now: float) -> None:
         if self.base_seq < 0:
@@ -75,6 +76,7 @@ class StreamStats:
         fraction = 0
         if expected_interval > 0 and lost_interval > 0:
             fraction = min(255, (lost_interval << 8) // expected_interval)
+        self.recent_loss = fraction / 256
         dlsr = 0
         if self._lsr_at is not None:
             dlsr = int((now - self._lsr_at) * 65536) & 0xFFFFFFFF
@@ -83,6 +85,7 @@ class StreamStats:
                            self._lsr, dlsr)
 
     def loss_ratio(self) -> float:
+        """Lost over the whole stream (a 10 s outage weighs on it for long: not for dashboards)."""
         return self.lost / self.expected if self.expected else 0.0
 
     def jitter_ms(self) -> float:

@@ -106,13 +106,17 @@ def test_a_dropped_holder_keeps_the_floor_for_the_grace_period() -> None:
     c = conference(grace_s=30)
     c.set_presence("hn", Presence.LIVE, 0.0)
     c.apply(MOD, FloorGrant("hn"), 1.0)
-    c.set_presence("hn", Presence.LOST, 10.0)
-    assert c.tick(39.0) is None and c.program == "hn"
-    c.set_presence("hn", Presence.LIVE, 20.0)
+    lost = c.set_presence("hn", Presence.LOST, 10.0)
+    assert lost is not None and lost["program"] == "hall", "no frozen picture while it is away"
+    assert lost["floor"]["away"] == ["hn"] and lost["floor"]["holders"][0]["site"] == "hn"
+    assert c.tick(39.0) is None and c.program == "hall"
+    back = c.set_presence("hn", Presence.LIVE, 20.0)
+    assert back is not None and back["program"] == "hn" and back["floor"]["away"] == []
     assert c.tick(45.0) is None and c.program == "hn", "back in time: still speaking"
     c.set_presence("hn", Presence.OFFLINE, 50.0)
+    assert c.program == "hall"
     patch = c.tick(80.0)
-    assert patch is not None and patch["program"] == "hall"
+    assert patch is not None and patch["floor"]["holders"] == [], "the grace ran out: revoked"
 
 
 def test_mutes() -> None:

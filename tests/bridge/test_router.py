@@ -5,8 +5,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from bridge.media import rtcp
 from bridge.media.policy import PROGRAM_VIDEO, Scene
-from bridge.media.router import MediaRouter
+from bridge.media.router import RETRANSMIT_MAX_AGE_S, MediaRouter
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Fake:
     def __init__(self, pid: str) -> None:
         self.participant_id = pid
         self.sent: list[bytes] = []
+        self.rtcp: list[bytes] = []
 
     def inbound_extension_ids(self, kind: str) -> dict[str, int]:
         return {}
@@ -33,6 +35,7 @@ class Fake:
         return True
 
     def send_rtcp(self, packet: bytes) -> bool:
+        self.rtcp.append(packet)
         return True
 
     def remote_ssrc(self, kind: str) -> int | None:
@@ -57,3 +60,30 @@ def test_a_source_leaving_while_slots_wait_on_it_and_receive_it() -> None:
     assert router.slots_of("b") == []
     router._forward_packet("a", "video", keyframe(2))
     assert len(c.sent) == 1, "a left: nothing more from it"
+
+
+def delta(seq: int) -> bytes:
+    return struct.pack("!BBHII", 0x80, 0x80 | 96, seq, seq * 3000, 5) + b"\x10\x50\x00\x00\x01"
+
+
+def test_a_fresh_nack_is_resent_and_a_stale_one_brings_a_keyframe_instead() -> None:
+    now = [0.0]
+    router = MediaRouter(Scene("hall", "a"), clock=lambda: now[0])
+    a, b = Fake("a"), Fake("b")
+    router.add_publisher(a)
+    router.add_receiver(b, [(PROGRAM_VIDEO, Layout(ssrc=100))])
+    router._forward_packet("a", "video", keyframe(1))
+    for seq in range(2, 6):
+        now[0] += 0.033
+        router._forward_packet("a", "video", delta(seq))
+    out = [struct.unpack("!H", p[2:4])[0] for p in b.sent]
+    requests = len(a.rtcp)
+    router.on_rtcp("b", rtcp.nack(1, 100, [out[3]]))
+    assert len(b.sent) == 6 and b.sent[-1][12:] == b.sent[3][12:], "resent as it was"
+    assert len(a.rtcp) == requests, "a fresh loss needs no keyframe"
+
+    now[0] += RETRANSMIT_MAX_AGE_S + 0.5  # a site back from a network loss asks for old packets
+    router.on_rtcp("b", rtcp.nack(1, 100, out[:4]))
+    assert len(b.sent) == 6, "nothing stale is resent"
+    assert [r.media_ssrc for r in rtcp.parse(a.rtcp[-1]) if isinstance(r, rtcp.Pli)] == [5], \
+        "the source is asked for a keyframe"

@@ -30,3 +30,18 @@ def test_lsr_and_dlsr_from_the_last_sender_report() -> None:
     block = s.report(10.5)
     assert block.lsr == 0xBBBBCCCC
     assert block.dlsr == 32768
+
+
+def test_recent_loss_forgets_an_outage_that_the_whole_stream_remembers() -> None:
+    s = StreamStats(1, 90000)
+    for n in range(30):
+        s.add(n, n * 3000, 1000, n / 30)
+    for n in range(330, 360):  # 10 s of nothing, then packets again
+        s.add(n, n * 3000, 1000, n / 30)
+    s.report(12.0)
+    assert s.recent_loss > 0.8 and s.loss_ratio() > 0.8
+    for n in range(360, 390):
+        s.add(n, n * 3000, 1000, n / 30)
+    s.report(13.0)
+    assert s.recent_loss == 0.0, "the network is fine again"
+    assert s.loss_ratio() > 0.7, "the stream's total still counts the outage"

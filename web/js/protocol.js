@@ -22,7 +22,8 @@ export class BridgeClient extends EventTarget {
   }
 
   connect() {
-    const socket = io(this.url, { auth: { token: this.token }, transports: ["websocket"] });
+    const socket = io(this.url, { auth: { token: this.token }, transports: ["websocket"],
+      reconnectionDelay: 500, reconnectionDelayMax: 2000 });  // back soon after a network loss
     this.socket = socket;
     socket.on("welcome", (w) => this._onWelcome(w));
     socket.on("state", (patch) => this._onPatch(patch));
