@@ -55,8 +55,10 @@ def wait_healthy(url: str, seconds: float = 60) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-def python(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", *args], env=env)
+def python(*args: str, env: dict[str, str] | None = None, nice: int = 0) -> subprocess.Popen[bytes]:
+    """`python -m args...`; `nice` > 0 for load generators that must yield the CPU to the subject."""
+    return subprocess.Popen([sys.executable, "-m", *args], env=env,
+                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
 def run_case(design: str, sites: int, seconds: float, workdir: Path) -> dict[str, Any]:

@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from collections import deque
 from dataclasses import asdict, replace
 
 from aiohttp import web
@@ -21,8 +24,41 @@ async def serve(port: int, window: tuple[float, float], stats_path: str) -> None
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    router = app[BRIDGE].hub.router
-    await measure_until_sigterm(window, stats_path, lambda: {"router": asdict(router.stats)})
+    bridge = app[BRIDGE]
+    router = bridge.hub.router
+    handled: dict[str, deque[float]] = {}  # seconds inside the server, per client event
+    metric = bridge.namespace.latency
+
+    def observe(event: str, seconds: float) -> None:
+        handled.setdefault(event, deque(maxlen=10_000)).append(seconds)
+        metric(event, seconds)
+
+    bridge.namespace.latency = observe
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}  # collector pauses in the window
+    started: list[float] = [0.0]
+
+    def gc_watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            if window[0] <= time.time() <= window[1]:
+                pauses[info["generation"]].append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(gc_watch)
+
+    def summary(samples: deque[float]) -> dict[str, float | int]:
+        ordered = sorted(samples)
+        def at(q: float) -> float:
+            return round(1000 * ordered[min(len(ordered) - 1, int(len(ordered) * q))], 2)
+        return {"p50": at(0.5), "p99": at(0.99), "count": len(ordered)}
+
+    def stats() -> dict[str, object]:
+        return {"router": asdict(router.stats),
+                "handled_ms": {event: summary(samples) for event, samples in handled.items()},
+                "gc_pause_ms": {str(g): {"count": len(v), "max": round(1000 * max(v, default=0), 1),
+                                         "total": round(1000 * sum(v), 1)} for g, v in pauses.items()}}
+
+    await measure_until_sigterm(window, stats_path, stats)
     await runner.cleanup()
 
 

@@ -25,6 +25,7 @@ from bridge.media.speaker import DominantSpeaker, SpeakerParams
 from bridge.store import MemoryStore, StateStore
 from bridge.tasks import cancel_and_wait
 from signaling.broadcast import Broadcaster
+from signaling.collector import SettledCollector
 from signaling.persistence import StateKeeper
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class ConferenceService:
         self._muted: set[str] = set()
         self._decided_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.collector = SettledCollector()
         hub.router.on_audio_level = self.on_audio_level
         conference.control.witness = self.evidence
         self.sync_media()
@@ -73,6 +75,7 @@ class ConferenceService:
             program = self.conference.program
             self.conference.control.attendance.add_program(program, CLOCK_S)
             self.keeper.submit(lambda c, now: c.tick(now))
+            self.collector.observe(self.hub.membership_changes, time.monotonic())
 
     async def _stats(self) -> None:
         while True:

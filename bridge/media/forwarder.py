@@ -108,18 +108,21 @@ class Route:
 class History(Generic[T]):
     """The last `size` packets of one outbound stream by sequence number (NACK service)."""
 
-    __slots__ = ("_items", "_size")
+    __slots__ = ("_items", "_sequences", "_size")
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: list[tuple[int, T] | None] = [None] * size
+        self._sequences: list[int] = [-1] * size
+        self._items: list[T | None] = [None] * size
 
     def put(self, sequence: int, item: T) -> None:
-        self._items[sequence % self._size] = (sequence, item)
+        i = sequence % self._size
+        self._sequences[i] = sequence
+        self._items[i] = item
 
     def get(self, sequence: int) -> T | None:
-        entry = self._items[sequence % self._size]
-        return entry[1] if entry is not None and entry[0] == sequence else None
+        i = sequence % self._size
+        return self._items[i] if self._sequences[i] == sequence else None
 
 
 @dataclass(slots=True)

@@ -56,6 +56,7 @@ class MediaHub:
         self._members: dict[str, Member] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._quality: dict[str, str] = {}
+        self.membership_changes = 0  # peer connections opened or closed so far
         self._task: asyncio.Task[None] | None = None
         self._recorder: Recorder | None = None
         self._silent: set[str] = set()  # connected, but nothing heard for LOST_AFTER_S
@@ -82,6 +83,7 @@ class MediaHub:
                                  lambda state: self._on_state(holder[0], state))
             holder.append(link)
             self._links[participant_id] = link
+            self.membership_changes += 1
             self._members[participant_id] = Member(tuple(lines))
             try:
                 return await link.accept_offer(sdp, lines)
@@ -133,6 +135,8 @@ class MediaHub:
 
     async def _close(self, participant_id: str) -> None:
         link = self._links.pop(participant_id, None)
+        if link is not None:
+            self.membership_changes += 1
         self._members.pop(participant_id, None)
         self._quality.pop(participant_id, None)
         self._silent.discard(participant_id)

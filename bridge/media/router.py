@@ -38,6 +38,7 @@ HISTORY_PACKETS = 512  # per video slot: ~3 s of a 1.5 Mbps program
 # A packet older than this is not worth resending: the receiver has moved on (a site back from a
 # network loss asks for everything it missed); a keyframe from the source repairs it instead.
 RETRANSMIT_MAX_AGE_S = 1.0
+Sent = tuple[int, int, bytes, bytes, int, float]
 BACKLOG_PACKETS = 8192  # incoming packets waiting for their fan-out (~1.5 s of 66 sites and the hall)
 DRAIN_BUDGET_S = 0.004  # fan-out work per loop turn before other callbacks get their turn
 AudioLevelListener = Callable[[str, int, bool, float], None]  # source, -dBov, voice, now
@@ -95,7 +96,9 @@ class Slot:
     stream: OutStream
     layout_key: tuple[int | None, ...]
     extension_ids: dict[str, int]
-    history: History[tuple[Template, int, float]] | None  # (packet, timestamp, sent at)
+    # (first byte, marker, extensions, payload, timestamp, sent at): atoms only, so the collector
+    # stops tracking each entry after its first pass and never walks 66 x 512 of them again
+    history: History[Sent] | None
     rtx_sequence: int = 0
     sent: int = 0
     dropped: int = 0
@@ -339,7 +342,8 @@ class MediaRouter:
             seq, ts = stream.rewrite(participant_id, header.sequence, header.timestamp, now)
             packet = render(template, stream.payload_type, seq, ts, stream.ssrc)
             if slot.history is not None:
-                slot.history.put(seq, (template, ts, now))
+                slot.history.put(seq, (template.first, template.marker, template.extensions,
+                                       template.payload, ts, now))
             if slot.endpoint.send_rtp(packet):
                 slot.sent += 1
                 stream.octets += len(packet)
@@ -384,10 +388,11 @@ class MediaRouter:
         unrepairable = False
         for seq in nack.lost:
             item = slot.history.get(seq)
-            if item is None or item[2] < oldest:
+            if item is None or item[5] < oldest:
                 unrepairable = True
                 continue
-            template, ts, _ = item
+            first, marker, extensions, payload, ts, _ = item
+            template = Template(first, marker, extensions, payload, extensions + payload)
             if layout.rtx_payload_type is not None and layout.rtx_ssrc is not None:
                 packet = render_rtx(template, layout.rtx_payload_type, slot.rtx_sequence, ts,
                                     layout.rtx_ssrc, seq)
