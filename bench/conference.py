@@ -29,6 +29,7 @@ import psutil
 import socketio
 
 from bench.fanout import free_port, python, wait_healthy
+from bench.probe import pct
 from bridge.roles import Role
 from bridge.roster import load_roster
 from signaling.settings import load_settings
@@ -41,13 +42,6 @@ PROCESSES = 4
 GENERATOR_NICE = 10
 SWITCH_EVERY_S = 4.0
 COMMAND_EVERY_S = 0.5  # a moderator command (mute) between switches: its round trip is measured
-
-
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 async def moderate(url: str, token: str, sites: list[str], hall: str, window: tuple[float, float],

@@ -9,11 +9,17 @@ import json
 import signal
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 INTERVAL_S = 0.01
 
+
+
+def pct(values: Iterable[float], q: float) -> float | None:
+    """The q-quantile of the values (nearest rank), or None when there are none."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else None
 
 class LagProbe:
     def __init__(self) -> None:
@@ -39,10 +45,8 @@ class LagProbe:
                 self.samples.append(lag)
 
     def p99_ms(self) -> float:
-        if not self.samples:
-            return 0.0
-        ordered = sorted(self.samples)
-        return 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        p99 = pct(self.samples, 0.99)
+        return 0.0 if p99 is None else 1000 * p99
 
 
 async def measure_until_sigterm(window: tuple[float, float], stats_path: str,

@@ -12,7 +12,7 @@ from dataclasses import asdict, replace
 
 from aiohttp import web
 
-from bench.probe import measure_until_sigterm, sfu_main
+from bench.probe import measure_until_sigterm, pct, sfu_main
 from signaling.app import BRIDGE, create_app
 from signaling.settings import load_settings
 
@@ -46,11 +46,9 @@ async def serve(port: int, window: tuple[float, float], stats_path: str) -> None
 
     gc.callbacks.append(gc_watch)
 
-    def summary(samples: deque[float]) -> dict[str, float | int]:
-        ordered = sorted(samples)
-        def at(q: float) -> float:
-            return round(1000 * ordered[min(len(ordered) - 1, int(len(ordered) * q))], 2)
-        return {"p50": at(0.5), "p99": at(0.99), "count": len(ordered)}
+    def summary(samples: deque[float]) -> dict[str, float | int | None]:
+        ms = [1000 * x for x in samples]
+        return {"p50": pct(ms, 0.5), "p99": pct(ms, 0.99), "count": len(ms)}
 
     def stats() -> dict[str, object]:
         return {"router": asdict(router.stats),

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 WEB_DIR = REPO_ROOT / "web"
 VENDOR_DIR = WEB_DIR / "node_modules" / "socket.io-client" / "dist"
 # A page gone silent is let go within ~30 s; a 10 s network loss is ridden out without tearing the
-# session down (its media is marked lost after 6 s by the hub's watchdog and resumes by itself).
+# session down (its media is marked lost after 3 s by the hub's watchdog and resumes by itself).
 PING_INTERVAL_S, PING_TIMEOUT_S = 10, 20
 MAX_MESSAGE_BYTES = 1024 * 1024  # largest Socket.IO message: a console offer with 70+ m-lines is ~150 KB
 

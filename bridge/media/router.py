@@ -38,7 +38,8 @@ HISTORY_PACKETS = 512  # per video slot: ~3 s of a 1.5 Mbps program
 # A packet older than this is not worth resending: the receiver has moved on (a site back from a
 # network loss asks for everything it missed); a keyframe from the source repairs it instead.
 RETRANSMIT_MAX_AGE_S = 1.0
-Sent = tuple[int, int, bytes, bytes, int, float]
+Kept = tuple[int, int, bytes, bytes]  # a template's first byte, marker, extensions, payload
+Sent = tuple[Kept, int, float]  # and the timestamp and send time of one copy
 BACKLOG_PACKETS = 8192  # incoming packets waiting for their fan-out (~1.5 s of 66 sites and the hall)
 DRAIN_BUDGET_S = 0.004  # fan-out work per loop turn before other callbacks get their turn
 AudioLevelListener = Callable[[str, int, bool, float], None]  # source, -dBov, voice, now
@@ -96,8 +97,8 @@ class Slot:
     stream: OutStream
     layout_key: tuple[int | None, ...]
     extension_ids: dict[str, int]
-    # (first byte, marker, extensions, payload, timestamp, sent at): atoms only, so the collector
-    # stops tracking each entry after its first pass and never walks 66 x 512 of them again
+    # atoms and tuples of atoms only, so the collector stops tracking each entry after its first
+    # pass and never walks 66 x 512 of them again
     history: History[Sent] | None
     rtx_sequence: int = 0
     sent: int = 0
@@ -320,7 +321,7 @@ class MediaRouter:
             return
         keyframe = kind == "video" and vp8_is_keyframe_start(memoryview(data)[header.payload_offset :])
         source_ids: dict[str, int] | None = None
-        templates: dict[tuple[int | None, ...], Template] = {}
+        templates: dict[tuple[int | None, ...], tuple[Template, Kept]] = {}
         waiting = False
         forwarded = 0
         for slot in slots.values():  # switching unindexes from other sources only
@@ -332,18 +333,18 @@ class MediaRouter:
                     continue
                 if previous is not None:
                     self._unindex(slot, previous)  # the switch completed on this keyframe
-            template = templates.get(slot.layout_key)
-            if template is None:
+            built = templates.get(slot.layout_key)
+            if built is None:
                 if source_ids is None:
                     source_ids = pub.endpoint.inbound_extension_ids(kind)
-                template = build_template(data, header, source_ids, slot.extension_ids)
-                templates[slot.layout_key] = template
+                t = build_template(data, header, source_ids, slot.extension_ids)
+                built = templates[slot.layout_key] = (t, (t.first, t.marker, t.extensions, t.payload))
+            template, kept = built
             stream = slot.stream
             seq, ts = stream.rewrite(participant_id, header.sequence, header.timestamp, now)
             packet = render(template, stream.payload_type, seq, ts, stream.ssrc)
             if slot.history is not None:
-                slot.history.put(seq, (template.first, template.marker, template.extensions,
-                                       template.payload, ts, now))
+                slot.history.put(seq, (kept, ts, now))
             if slot.endpoint.send_rtp(packet):
                 slot.sent += 1
                 stream.octets += len(packet)
@@ -388,10 +389,10 @@ class MediaRouter:
         unrepairable = False
         for seq in nack.lost:
             item = slot.history.get(seq)
-            if item is None or item[5] < oldest:
+            if item is None or item[2] < oldest:
                 unrepairable = True
                 continue
-            first, marker, extensions, payload, ts, _ = item
+            (first, marker, extensions, payload), ts, _ = item
             template = Template(first, marker, extensions, payload, extensions + payload)
             if layout.rtx_payload_type is not None and layout.rtx_ssrc is not None:
                 packet = render_rtx(template, layout.rtx_payload_type, slot.rtx_sequence, ts,

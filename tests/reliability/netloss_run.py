@@ -32,6 +32,7 @@ from bridge.roles import Role
 from signaling.app import BRIDGE, create_app
 from signaling.settings import REPO_ROOT, load_settings
 from signaling.simulate import SimulatedParticipant
+from tests.media.helpers import wait_until
 
 LOST_ADDRESS = "127.0.0.2"
 LOSS_S = 10.0
@@ -160,16 +161,6 @@ class SiteProcess:
             await asyncio.wait_for(self._reader, 5)
 
 
-async def until(condition: Any, timeout: float, step: float = 0.05) -> float | None:
-    """Seconds until `condition()` held, or None if it did not within `timeout`."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        await asyncio.sleep(step)
-    return None
-
-
 def kept(state: dict[str, Any], site: str) -> dict[str, Any]:
     """What a site's moderators would not want a network loss to change."""
     rollcall = state["rollcall"]["current"] or {}
@@ -225,9 +216,9 @@ async def scenario(out: Path) -> dict[str, Any]:
             await p.connect()
             await p.join_media()
         await site.start()
-        joined = await until(
+        joined = await wait_until(
             lambda: console.site_presence(lost.id) == "live" and site.last["frames"] > 20, 30)
-        assert joined is not None, f"the site under test never went live: {site.last}"
+        assert joined, f"the site under test never went live: {site.last}"
 
         async def moderate(event: str, payload: dict[str, Any]) -> None:
             reply = await moderator.call(event, payload, timeout=10)
@@ -254,7 +245,8 @@ async def scenario(out: Path) -> dict[str, Any]:
             return (console.site_presence(lost.id) == "live" and site.last["frames"] > frames_back + 15
                     and bool(console.health) and console.health[-1][1] == "good")
 
-        came_back = await until(back, WATCH_AFTER_S)
+        came_back = await wait_until(back, WATCH_AFTER_S)
+        back_after = time.monotonic() - back_mono
         await asyncio.sleep(2.0)
         state = (await moderator.call("state:get", {}, timeout=10))["state"]
         after = kept(state, lost.id)
@@ -273,7 +265,7 @@ async def scenario(out: Path) -> dict[str, Any]:
         figures.update({
             "console_marked_lost_after_s": round(marked[0], 2) if marked else None,
             "presence_after_loss": presence,
-            "back_after_s": None if came_back is None else round(came_back, 2),
+            "back_after_s": round(back_after, 2) if came_back else None,
             "site_rejoins": site.last["rejoins"],
             "site_socket_connected": site.last["connected"],
             "joins_before": joins_before, "joins_after": state["sites"][lost.id]["joins"],
