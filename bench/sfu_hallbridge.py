@@ -47,7 +47,7 @@ async def serve(port: int, window: tuple[float, float], stats_path: str) -> None
     gc.callbacks.append(gc_watch)
 
     def summary(samples: deque[float]) -> dict[str, float | int | None]:
-        ms = [1000 * x for x in samples]
+        ms = [round(1000 * x, 2) for x in samples]
         return {"p50": pct(ms, 0.5), "p99": pct(ms, 0.99), "count": len(ms)}
 
     def stats() -> dict[str, object]:
