@@ -1,5 +1,6 @@
 """Lean simulated sites for the conference benchmark: they join like a browser, publish a
-pre-encoded thumbnail and a tone (encoded once), and count the program they receive without
+pre-encoded thumbnail and a tone (encoded once), answer keyframe requests (PLI) as a browser's
+encoder would (the next frame is the clip's next keyframe), and count the program they receive without
 decoding it: packets, frames (marker bits), and the moments the program's source changes (a jump
 of the VP8 picture id).
 
@@ -79,10 +80,8 @@ class LeanSite:
 
         def received(data: bytes, component: int) -> None:
             rx = dtls._rx_srtp
-            if rx is None or not 127 < data[0] < 192:
-                queued(data, component)
-                return
-            if is_rtcp(data):
+            if rx is None or not 127 < data[0] < 192 or is_rtcp(data):
+                queued(data, component)  # DTLS, STUN and RTCP: aiortc's own path (PLI reaches the clip)
                 return
             try:
                 plain = rx.unprotect(data)
