@@ -45,7 +45,9 @@ COMMAND_EVERY_S = 0.5  # a moderator command (mute) between switches: its round 
 
 
 async def moderate(url: str, token: str, sites: list[str], hall: str, window: tuple[float, float],
-                   switches: list[tuple[float, str]], rtts: list[float]) -> None:
+                   switches: list[tuple[float, str]], rtts: list[tuple[float, float]]) -> None:
+    """Switch the program every few seconds, mute a site between; `rtts` gets (sent, acked) wall
+    times of every command, in the order sent."""
     sio = socketio.AsyncClient(reconnection=False)
     await sio.connect(url, auth={"token": token}, transports=["websocket"])
     rng = random.Random(66)
@@ -54,17 +56,31 @@ async def moderate(url: str, token: str, sites: list[str], hall: str, window: tu
     while time.time() < window[1] - SWITCH_EVERY_S:
         target = rng.choice(sites) if target == hall else hall
         at = time.time()
-        t0 = time.monotonic()
         reply = await sio.call("program:set", {"site": target}, timeout=10)
-        rtts.append(time.monotonic() - t0)
+        rtts.append((at, time.time()))
         if reply.get("ok"):
             switches.append((at, target))
         for _ in range(int(SWITCH_EVERY_S / COMMAND_EVERY_S)):  # the moderator's other work
             await asyncio.sleep(COMMAND_EVERY_S)
-            t0 = time.monotonic()
+            sent = time.time()
             await sio.call("mute:set", {"site": rng.choice(sites), "muted": True}, timeout=10)
-            rtts.append(time.monotonic() - t0)
+            rtts.append((sent, time.time()))
     await sio.disconnect()
+
+
+def split(rtts: list[tuple[float, float]], handled: list[list[float]]) -> dict[str, Any]:
+    """Where a command's round trip goes: to the server's handler, inside it, back to the client
+    (wall clocks of one machine; the server logs the same commands in the same order)."""
+    if len(rtts) != len(handled):
+        return {"error": f"{len(rtts)} commands sent, {len(handled)} handled"}
+    parts = [(start - sent, seconds, acked - start - seconds)
+             for (sent, acked), (start, seconds) in zip(rtts, handled, strict=True)]
+    ms = {name: [1000 * p[i] for p in parts] for i, name in enumerate(("to_server", "in_server", "back"))}
+    slowest = sorted(range(len(parts)), key=lambda i: sum(parts[i]), reverse=True)[:5]
+    return {**{name: {"p50": round(pct(v, 0.5) or 0, 2), "p99": round(pct(v, 0.99) or 0, 2)}
+               for name, v in ms.items()},
+            "slowest": [{"sent_s": round(rtts[i][0] - rtts[0][0], 2),
+                         **{name: round(v[i], 1) for name, v in ms.items()}} for i in slowest]}
 
 
 def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
@@ -96,7 +112,7 @@ def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
                                   str(start_at), "--out", str(outs[-1]), nice=GENERATOR_NICE))
         proc = psutil.Process(server.pid)
         switches: list[tuple[float, str]] = []
-        rtts: list[float] = []
+        rtts: list[tuple[float, float]] = []
         time.sleep(max(0.0, window[0] - time.time()))
         cpu0, rss = proc.cpu_times(), []
         loop = asyncio.new_event_loop()
@@ -131,7 +147,7 @@ def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
                 latencies.append(after[0] - at)
     joins = [r["join_s"] for r in sites if r["join_s"] is not None]
     fps = [r["frames"] / seconds for r in sites]
-    commands = rtts  # the moderator's commands under the full media load
+    commands = [acked - sent for sent, acked in rtts]  # the moderator's commands under full load
     return {
         "sites": n_sites, "seconds": seconds,
         "joined": len(joins), "join_s": {"p50": pct(joins, 0.5), "p95": pct(joins, 0.95),
@@ -146,6 +162,7 @@ def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
                              "measured": len(latencies)},
         "command_rtt_s": {"p50": pct(commands, 0.5), "p99": pct(commands, 0.99), "count": len(commands)},
         "errors": [e for r in sites for e in r["errors"]],
+        "command_rtt_split_ms": split(rtts, sfu.get("commands", [])),
         "command_handled_in_server_ms": sfu.get("handled_ms"),
         "gc_pause_ms": sfu.get("gc_pause_ms"),
         "router": sfu.get("router"),

@@ -16,6 +16,8 @@ from bench.probe import measure_until_sigterm, pct, sfu_main
 from signaling.app import BRIDGE, create_app
 from signaling.settings import load_settings
 
+MODERATOR_EVENTS = ("program:set", "mute:set")  # only the benchmark's moderator sends these
+
 
 async def serve(port: int, window: tuple[float, float], stats_path: str) -> None:
     base = load_settings(env={})
@@ -28,9 +30,12 @@ async def serve(port: int, window: tuple[float, float], stats_path: str) -> None
     router = bridge.hub.router
     handled: dict[str, deque[float]] = {}  # seconds inside the server, per client event
     metric = bridge.namespace.latency
+    commands: list[tuple[float, float]] = []  # the moderator's commands: (wall-clock start, seconds)
 
     def observe(event: str, seconds: float) -> None:
         handled.setdefault(event, deque(maxlen=10_000)).append(seconds)
+        if event in MODERATOR_EVENTS and len(commands) < 10_000:
+            commands.append((time.time() - seconds, seconds))
         metric(event, seconds)
 
     bridge.namespace.latency = observe
@@ -51,7 +56,7 @@ async def serve(port: int, window: tuple[float, float], stats_path: str) -> None
         return {"p50": pct(ms, 0.5), "p99": pct(ms, 0.99), "count": len(ms)}
 
     def stats() -> dict[str, object]:
-        return {"router": asdict(router.stats),
+        return {"router": asdict(router.stats), "commands": commands,
                 "handled_ms": {event: summary(samples) for event, samples in handled.items()},
                 "gc_pause_ms": {str(g): {"count": len(v), "max": round(1000 * max(v, default=0), 1),
                                          "total": round(1000 * sum(v), 1)} for g, v in pauses.items()}}

@@ -6,7 +6,8 @@ roll-calls, agenda, recording, and the version. The audit log is stored apart (a
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import copy
+import dataclasses
 from typing import Any
 
 from bridge.conference import Conference, Presence, SiteStatus
@@ -17,6 +18,27 @@ from bridge.control.mute import MuteStatus
 from bridge.control.rollcall import Answer, Evidence, RollCall
 
 FORMAT = 1
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def asdict(value: Any) -> Any:
+    """`dataclasses.asdict` for the state's own types, several times faster (it runs twice per
+    command on every site's records): containers are copied, so the document never shares a list
+    with the live state; atoms are shared."""
+    cls = type(value)
+    if cls in _ATOMS:
+        return value
+    if cls is list:
+        return [asdict(v) for v in value]
+    if cls is dict:
+        return {k: asdict(v) for k, v in value.items()}
+    names = _FIELDS.get(cls)
+    if names is None:
+        if not dataclasses.is_dataclass(cls):
+            return copy.deepcopy(value)
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return {name: asdict(getattr(value, name)) for name in names}
 
 
 def to_document(c: Conference) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 One worker task (owned here) takes changes from one bounded queue: it applies a change to the
 in-memory conference, commits the new document to the store against the version it was built on,
-and only then reports the patch. A conflict (another process was first) reloads and applies the
-change again; an unreachable store puts the state back as it was and refuses the change clearly.
+and only then reports the patch. A change someone waits for (a command) runs in the caller's task
+when nothing is queued or being applied: the same order, without two hops through the event loop
+(under a keyframe burst each hop waits for a turn of the fan-out). A conflict (another process was
+first) reloads and applies the change again; an unreachable store puts the state back as it was
+and refuses the change clearly.
 Changes that nobody waits for (presence, timers, the dominant speaker) are kept while the store is
 away and applied when it returns. A health loop watches the store and reloads after an outage.
 """
@@ -44,6 +47,7 @@ class StateKeeper:
             QUEUE_LIMIT)
         self._deferred: list[Change] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._applying = asyncio.Lock()  # one change at a time, queued or inline
         self._was_ready = True
         self.store_errors = 0
 
@@ -71,6 +75,9 @@ class StateKeeper:
 
     async def change(self, fn: Change) -> dict[str, Any] | None:
         """Apply and commit a change; its patch once the store has it (or Refused)."""
+        if self._tasks and self._queue.empty() and not self._applying.locked():
+            async with self._applying:  # nothing before it: apply here, in order
+                return await self._commit(fn)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait((fn, future))
@@ -102,7 +109,8 @@ class StateKeeper:
         while True:
             fn, future = await self._queue.get()
             try:
-                result = await self._commit(fn) if fn is not None else await self._reload()
+                async with self._applying:
+                    result = await self._commit(fn) if fn is not None else await self._reload()
             except Exception as exc:
                 if future is not None and not future.done():
                     future.set_exception(exc)

@@ -41,7 +41,7 @@ RETRANSMIT_MAX_AGE_S = 1.0
 Kept = tuple[int, int, bytes, bytes]  # a template's first byte, marker, extensions, payload
 Sent = tuple[Kept, int, float]  # and the timestamp and send time of one copy
 BACKLOG_PACKETS = 8192  # incoming packets waiting for their fan-out (~1.5 s of 66 sites and the hall)
-DRAIN_BUDGET_S = 0.004  # fan-out work per loop turn before other callbacks get their turn
+DRAIN_BUDGET_S = 0.002  # fan-out work per loop turn before other callbacks get their turn
 AudioLevelListener = Callable[[str, int, bool, float], None]  # source, -dBov, voice, now
 
 
