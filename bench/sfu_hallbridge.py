@@ -56,7 +56,8 @@ async def serve(port: int, window: tuple[float, float], stats_path: str) -> None
         return {"p50": pct(ms, 0.5), "p99": pct(ms, 0.99), "count": len(ms)}
 
     def stats() -> dict[str, object]:
-        return {"router": asdict(router.stats), "commands": commands,
+        return {"router": {**asdict(router.stats), "send_dropped": bridge.hub.outbox.dropped},
+                "commands": commands,
                 "handled_ms": {event: summary(samples) for event, samples in handled.items()},
                 "gc_pause_ms": {str(g): {"count": len(v), "max": round(1000 * max(v, default=0), 1),
                                          "total": round(1000 * sum(v), 1)} for g, v in pauses.items()}}

@@ -48,7 +48,8 @@ class BridgeCollector(Collector):
         for name, value, text in (
                 ("packets_received", router.stats.received, "RTP packets received from publishers"),
                 ("packets_forwarded", router.stats.forwarded, "RTP packets sent to sites"),
-                ("packets_dropped", router.stats.dropped, "Packets a site could not take"),
+                ("packets_dropped", router.stats.dropped + b.hub.outbox.dropped,
+                 "Packets a site could not take"),
                 ("packets_muted", router.stats.muted, "Audio packets of muted sites dropped"),
                 ("keyframe_requests", router.stats.keyframe_requests, "PLIs sent to publishers"),
                 ("retransmissions", router.stats.retransmitted, "Packets resent after NACK")):

@@ -4,8 +4,10 @@ A `PeerLink` is one participant's RTCPeerConnection, tapped at the RTP level:
 - incoming SRTP-decrypted RTP/RTCP is taken at `RTCDtlsTransport._handle_rtp_data/_rtcp_data`
   and handed to a listener as raw bytes (aiortc's receive path, jitter buffer and decoder are
   skipped: forwarding needs none of them);
-- outgoing program packets are SRTP-protected with the transport's session and written straight
-  to the nominated ICE pair's socket (no per-packet coroutine);
+- outgoing program packets are SRTP-protected with the transport's session and gathered in an
+  `Outbox` for the rest of the loop turn, then written straight to the nominated ICE pair's
+  socket: a run of equal-size packets (a video frame) to one site is one UDP GSO write, one
+  system call instead of one per packet (no per-packet coroutine either);
 - the stock sender's own RTCP (sender reports about packets it never sent) is suppressed.
 `tests/media/test_aiortc_internals.py` fails loudly when an upgrade moves any of these.
 """
@@ -14,7 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
+import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,9 +46,11 @@ from bridge.media.sdp import Network, address_allowed, filter_candidates
 log = logging.getLogger(__name__)
 
 FORWARDED_CODECS = {"audio": "audio/opus", "video": "video/VP8"}
-# bytes waiting in one site's socket buffer before its packets are dropped (a slow site never
-# holds memory or delays others)
-SEND_BUFFER_LIMIT = 512 * 1024
+# UDP generic segmentation offload (Linux >= 4.18): one write, the kernel cuts it into datagrams
+SOL_UDP = getattr(socket, "SOL_UDP", 17)
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+GSO_MAX_SEGMENTS = 32  # the kernel takes up to 64 (128 since 5.x) and 64 KiB in all
+GSO_UNSUPPORTED = (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EMSGSIZE)
 
 
 class PeerListener(Protocol):
@@ -125,11 +133,123 @@ class HoldTrack(MediaStreamTrack):
         super().stop()
 
 
+def gso_runs(sizes: Sequence[int], limit: int = GSO_MAX_SEGMENTS) -> list[tuple[int, int]]:
+    """Cut a site's queued packets, in order, into runs one GSO write can carry: every packet
+    of a run the size of its first, except a shorter last one; (start, end) index pairs."""
+    runs = []
+    i, n = 0, len(sizes)
+    while i < n:
+        size, j = sizes[i], i + 1
+        while j < n and j - i < limit and sizes[j] == size:
+            j += 1
+        if j < n and j - i < limit and sizes[j] < size:
+            j += 1
+        runs.append((i, j))
+        i = j
+    return runs
+
+
+class Sink:
+    """One site's way out: its SRTP session and a socket on the nominated pair's file."""
+
+    def __init__(self, protect: Callable[[bytes], bytes], transport: Any, addr: tuple[str, int],
+                 outbox: Outbox) -> None:
+        self.protect = protect
+        self.outbox = outbox
+        self.transport = transport
+        self.addr = addr
+        # the event loop's transport has no sendmsg: a second handle on the same socket
+        self.sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        self.sock.setblocking(False)
+        self.gso = True
+        self.queued: list[bytes] = []  # this loop turn's packets (the outbox writes them)
+
+    def push(self, packet: bytes) -> None:
+        """Protect a packet and queue it for the end of this loop turn."""
+        queued = self.queued
+        queued.append(self.protect(packet))
+        if len(queued) == 1:
+            self.outbox.enlist(self)
+
+    def write(self, packets: list[bytes]) -> int:
+        """Send in order; how many the socket refused (its buffer full: dropped, never queued)."""
+        sock, addr = self.sock, self.addr
+        dropped = 0
+        if len(packets) > 2:  # each stream's packets together (audio between a frame's packets
+            streams: dict[bytes, list[bytes]] = {}  # would cut its run), each in its own order
+            for packet in packets:
+                streams.setdefault(packet[8:12], []).append(packet)  # SSRC: SRTP leaves it clear
+            if len(streams) > 1:
+                packets = [packet for stream in streams.values() for packet in stream]
+        for i, j in gso_runs([len(p) for p in packets]) if len(packets) > 1 else ((0, 1),):
+            try:
+                if j - i == 1 or not self.gso:
+                    for packet in packets[i:j]:
+                        sock.sendto(packet, addr)
+                else:
+                    sock.sendmsg([b"".join(packets[i:j])],
+                                 [(SOL_UDP, UDP_SEGMENT, len(packets[i]).to_bytes(2, sys.byteorder))],
+                                 0, addr)
+            except BlockingIOError:
+                dropped += j - i
+            except OSError as exc:
+                if exc.errno in GSO_UNSUPPORTED and self.gso and j - i > 1:
+                    self.gso = False  # no GSO on this kernel or route: one datagram per call
+                    dropped += self.write(packets[i:j])
+                else:
+                    dropped += j - i
+        return dropped
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Outbox:
+    """Packets for every site, gathered while the loop turn lasts (a video frame's packets arrive
+    together and are fanned out in one turn), written at its end: per site, each stream in order,
+    equal-size runs as one GSO write. Bounded by a turn's work."""
+
+    def __init__(self) -> None:
+        self._pending: list[Sink] = []  # sinks with packets queued, in the order they got them
+        self._handle: asyncio.Handle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.dropped = 0  # packets a site's socket refused
+
+    def enlist(self, sink: Sink) -> None:
+        """A sink got its first packet of this turn (`Sink.push`)."""
+        self._pending.append(sink)
+        if self._handle is None:
+            loop = self._loop or self._bind()
+            self._handle = loop.call_soon(self.flush)
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()  # once: each lookup is a getpid() system call
+        return self._loop
+
+    def flush(self) -> None:
+        self._handle = None
+        pending, self._pending = self._pending, []
+        for sink in pending:
+            packets, sink.queued = sink.queued, []
+            self.dropped += sink.write(packets)
+
+    def close(self) -> None:
+        """Write what is gathered now; nothing is scheduled afterwards."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self.flush()
+
+    def discard(self, sink: Sink) -> None:
+        sink.queued.clear()
+        if sink in self._pending:
+            self._pending.remove(sink)
+
+
 class PeerLink:
     """One participant's peer connection: negotiate, receive raw RTP, send rewritten RTP."""
 
     def __init__(self, participant_id: str, policy: IcePolicy, listener: PeerListener,
-                 on_state: Callable[[str], None]) -> None:
+                 on_state: Callable[[str], None], outbox: Outbox | None = None) -> None:
         restrict_host_addresses(policy.host_addresses)
         servers = [RTCIceServer(urls=url) for url in policy.servers]
         self._pid = participant_id
@@ -145,7 +265,8 @@ class PeerLink:
         self._slots: list[SlotInfo] = []
         self._inbound_ext: dict[str, dict[str, int]] = {}
         self._dtls: Any = None
-        self._sink: tuple[Any, Any, tuple[str, int]] | None = None
+        self._sink: Sink | None = None
+        self._outbox = outbox or Outbox()
         self.ignored_packets = 0
         self.last_heard = time.monotonic()  # any SRTP/SRTCP packet from the participant
         self._pc.on("connectionstatechange", self._on_state)
@@ -278,25 +399,22 @@ class PeerLink:
         self._listener.on_rtp(self._pid, kind, data)
 
     def send_rtp(self, packet: bytes) -> bool:
-        """SRTP-protect and send one packet; False when it was dropped (not connected, backlog)."""
+        """SRTP-protect one packet for the end of this loop turn; False when it was dropped (not
+        connected yet). A socket that refuses it then counts it in `Outbox.dropped`."""
         sink = self._sink or self._find_sink()
         if sink is None:
             return False
-        protect, transport, addr = sink
-        if transport.get_write_buffer_size() > SEND_BUFFER_LIMIT:
-            return False
-        transport.sendto(protect(packet), addr)
+        sink.push(packet)
         return True
 
     def send_rtcp(self, packet: bytes) -> bool:
         sink = self._sink or self._find_sink()
         if sink is None or self._dtls is None:
             return False
-        _, transport, addr = sink
-        transport.sendto(self._dtls._tx_srtp.protect_rtcp(packet), addr)
+        sink.transport.sendto(self._dtls._tx_srtp.protect_rtcp(packet), sink.addr)
         return True
 
-    def _find_sink(self) -> tuple[Any, Any, tuple[str, int]] | None:
+    def _find_sink(self) -> Sink | None:
         """The SRTP session and the nominated pair's socket, once connected (then cached)."""
         dtls = self._dtls
         srtp = getattr(dtls, "_tx_srtp", None)
@@ -305,14 +423,21 @@ class PeerLink:
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
             return None
-        self._sink = (fast_protect(srtp), pair.protocol.transport, pair.remote_addr)
+        self._sink = Sink(fast_protect(srtp), pair.protocol.transport, pair.remote_addr, self._outbox)
         return self._sink
 
+    def _drop_sink(self) -> None:
+        if self._sink is not None:
+            self._outbox.discard(self._sink)
+            self._sink.close()
+            self._sink = None
+
     def _on_state(self) -> None:
-        self._sink = None  # found again on the next send: the transport may have changed
+        self._drop_sink()  # found again on the next send: the transport may have changed
         self._on_state_change(self.state)
 
     async def close(self) -> None:
+        self._drop_sink()
         try:
             await self._pc.close()
         except Exception:  # a half-negotiated connection (a bad offer): stop what exists
@@ -354,4 +479,5 @@ async def _suppressed_rtcp(packets: list[Any]) -> None:
     """The stock sender's reports describe packets it never sent: the router reports instead."""
 
 
-__all__ = ["IcePolicy", "LinePlan", "OfferRefused", "PeerLink", "PeerListener", "SlotInfo"]
+__all__ = ["IcePolicy", "LinePlan", "OfferRefused", "Outbox", "PeerLink", "PeerListener", "SlotInfo",
+           "gso_runs"]

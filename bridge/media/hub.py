@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bridge.media.aiortc_adapter import IcePolicy, PeerLink
+from bridge.media.aiortc_adapter import IcePolicy, Outbox, PeerLink
 from bridge.media.policy import Line, Scene, quality_for
 from bridge.media.recorder import Recorder, RecordingSummary
 from bridge.media.router import MediaRouter
@@ -53,6 +53,7 @@ class MediaHub:
         self._observer = observer
         self._factory = link_factory
         self._links: dict[str, PeerLink] = {}
+        self.outbox = Outbox()  # every link's packets of one loop turn, written at its end
         self._members: dict[str, Member] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._quality: dict[str, str] = {}
@@ -80,7 +81,7 @@ class MediaHub:
             await self._close(participant_id)
             holder: list[PeerLink] = []
             link = self._factory(participant_id, self._policy, self._router,
-                                 lambda state: self._on_state(holder[0], state))
+                                 lambda state: self._on_state(holder[0], state), outbox=self.outbox)
             holder.append(link)
             self._links[participant_id] = link
             self.membership_changes += 1
@@ -104,6 +105,7 @@ class MediaHub:
         if self._recorder is not None:
             await self.stop_recording()
         self._router.close()
+        self.outbox.close()
 
     @property
     def recording(self) -> Recorder | None:

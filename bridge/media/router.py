@@ -95,7 +95,7 @@ class Slot:
     layout: SlotLayout
     route: Route
     stream: OutStream
-    layout_key: tuple[int | None, ...]
+    layout_key: int  # slots with the same extension ids share one rendered template per packet
     extension_ids: dict[str, int]
     # atoms and tuples of atoms only, so the collector stops tracking each entry after its first
     # pass and never walks 66 x 512 of them again
@@ -144,11 +144,13 @@ class MediaRouter:
         self._bitrates = bitrates_bps or {"high": 1_500_000, "thumbnail": 150_000}
         self._publishers: dict[str, Publisher] = {}
         self._slots: dict[tuple[str, str], Slot] = {}
+        self._layouts: dict[tuple[int | None, ...], int] = {}  # extension ids -> a small key
         self._by_ssrc: dict[int, Slot] = {}
         self._by_source: dict[tuple[str, str], dict[tuple[str, str], Slot]] = {}
         self._muted: set[str] = set()
         self._backlog: deque[tuple[str, str, bytes]] = deque()
         self._drain_handle: asyncio.Handle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.on_audio_level: AudioLevelListener | None = None
         self.stats = RouterStats()
 
@@ -175,7 +177,8 @@ class MediaRouter:
                 pid, name, endpoint, layout, Route(layout.kind == "video"),
                 OutStream(layout.ssrc, layout.payload_type, layout.clock_rate,
                           random.getrandbits(16), random.getrandbits(32)),
-                tuple(ids.get(u) for u in FORWARDED_URIS), ids,
+                self._layouts.setdefault(tuple(ids.get(u) for u in FORWARDED_URIS), len(self._layouts)),
+                ids,
                 History(HISTORY_PACKETS) if layout.kind == "video" else None,
                 random.getrandbits(16))
             self._slots[(pid, name)] = slot
@@ -276,7 +279,12 @@ class MediaRouter:
             self.stats.backlog_dropped += 1
         backlog.append((participant_id, kind, data))
         if self._drain_handle is None:
-            self._drain_handle = asyncio.get_running_loop().call_soon(self._drain)
+            loop = self._loop or self._bind_loop()
+            self._drain_handle = loop.call_soon(self._drain)
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()  # once: each lookup is a getpid() system call
+        return self._loop
 
     def _drain(self) -> None:
         """Forward queued packets for at most one budget, then let the loop run other work:
@@ -289,7 +297,7 @@ class MediaRouter:
             if time.perf_counter() > deadline:
                 break
         if backlog:
-            self._drain_handle = asyncio.get_running_loop().call_soon(self._drain)
+            self._drain_handle = (self._loop or self._bind_loop()).call_soon(self._drain)
 
     def close(self) -> None:
         if self._drain_handle is not None:
@@ -321,7 +329,7 @@ class MediaRouter:
             return
         keyframe = kind == "video" and vp8_is_keyframe_start(memoryview(data)[header.payload_offset :])
         source_ids: dict[str, int] | None = None
-        templates: dict[tuple[int | None, ...], tuple[Template, Kept]] = {}
+        templates: dict[int, tuple[Template, Kept]] = {}
         waiting = False
         forwarded = 0
         for slot in slots.values():  # switching unindexes from other sources only
