@@ -8,7 +8,8 @@ A `PeerLink` is one participant's RTCPeerConnection, tapped at the RTP level:
   `Outbox` for the rest of the loop turn, then written straight to the nominated ICE pair's
   socket: a run of equal-size packets (a video frame) to one site is one UDP GSO write, one
   system call instead of one per packet (no per-packet coroutine either);
-- the stock sender's own RTCP (sender reports about packets it never sent) is suppressed.
+- the stock sender's own RTCP loop (sender reports about packets it never sent) is replaced by
+  an idle one.
 `tests/media/test_aiortc_internals.py` fails loudly when an upgrade moves any of these.
 """
 
@@ -22,7 +23,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -174,14 +175,22 @@ class Sink:
     def write(self, packets: list[bytes]) -> int:
         """Send in order; how many the socket refused (its buffer full: dropped, never queued)."""
         sock, addr = self.sock, self.addr
+        if len(packets) == 1:  # most writes: an audio packet, a one-packet frame
+            try:
+                sock.sendto(packets[0], addr)
+                return 0
+            except OSError:
+                return 1
         dropped = 0
-        if len(packets) > 2:  # each stream's packets together (audio between a frame's packets
-            streams: dict[bytes, list[bytes]] = {}  # would cut its run), each in its own order
+        runs = gso_runs([len(p) for p in packets])
+        if len(runs) > 1 and len(packets) > 2:  # each stream's packets together (audio between a
+            streams: dict[bytes, list[bytes]] = {}  # frame's packets cuts its run), in order
             for packet in packets:
                 streams.setdefault(packet[8:12], []).append(packet)  # SSRC: SRTP leaves it clear
             if len(streams) > 1:
                 packets = [packet for stream in streams.values() for packet in stream]
-        for i, j in gso_runs([len(p) for p in packets]) if len(packets) > 1 else ((0, 1),):
+                runs = gso_runs([len(p) for p in packets])
+        for i, j in runs:
             try:
                 if j - i == 1 or not self.gso:
                     for packet in packets[i:j]:
@@ -326,7 +335,7 @@ class PeerLink:
             direction = "recvonly" if line.send else "inactive"
         # aiortc answers with this direction intersected with the offer's (reversed)
         transceiver.direction = direction
-        transceiver.sender._send_rtcp = _suppressed_rtcp
+        transceiver.sender._run_rtcp = _quiet_rtcp_loop(transceiver.sender)
 
     def _guard_ice(self, connection: Any) -> None:
         """Answer connectivity checks only from allowed networks: a browser that also sends from
@@ -475,8 +484,20 @@ def fast_protect(session: Any) -> Callable[[bytes], bytes]:
     return protect
 
 
-async def _suppressed_rtcp(packets: list[Any]) -> None:
-    """The stock sender's reports describe packets it never sent: the router reports instead."""
+def _quiet_rtcp_loop(sender: RTCRtpSender) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The stock sender's RTCP loop: it would report packets it never sent, about once a second
+    for each of 132 senders; the router reports instead. This one only keeps the start/exit
+    handshake that `RTCRtpSender.stop()` waits for."""
+    async def run() -> None:
+        sender._RTCRtpSender__rtcp_started.set()  # type: ignore[attr-defined]
+        try:
+            await asyncio.get_running_loop().create_future()  # until stop() cancels it
+        except asyncio.CancelledError:
+            pass
+        finally:
+            sender._RTCRtpSender__rtcp_exited.set()  # type: ignore[attr-defined]
+
+    return run
 
 
 __all__ = ["IcePolicy", "LinePlan", "OfferRefused", "Outbox", "PeerLink", "PeerListener", "SlotInfo",

@@ -55,7 +55,12 @@ def test_ice_internals_used_for_sending_and_guarding() -> None:
 
 
 def test_sender_and_transceiver_fields() -> None:
-    assert "await self._send_rtcp(packets)" in source(RTCRtpSender._run_rtcp)
+    run_rtcp = source(RTCRtpSender._run_rtcp)
+    assert "await self._send_rtcp(packets)" in run_rtcp
+    assert "self.__rtcp_started.set()" in run_rtcp and "self.__rtcp_exited.set()" in run_rtcp
+    assert "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())" in source(RTCRtpSender.send)
+    stop = source(RTCRtpSender.stop)
+    assert "self.__rtcp_started.wait()" in stop and "self.__rtcp_exited.wait()" in stop
     assert "self._ssrc = " in source(RTCRtpSender.__init__)
     init = source(RTCRtpTransceiver.__init__)
     assert "self._codecs" in init and "self._headerExtensions" in init
