@@ -1,6 +1,8 @@
 """Fan-out benchmark: one program (VP8 1280x720 30 fps ~1.5 Mbps + Opus) to N receivers.
 
-Runs, in one run and one after the other (never two at once on this 2-core machine):
+Runs, in one run and one after the other (never two at once on this 2-core machine), for each N
+the two designs back to back, `--repeat` times (the machine's speed drifts over minutes: the
+ratio is taken per back-to-back pair and the median pair is reported):
   (a) `stock`: aiortc's stock RTCRtpSender per receiver, fed the pre-encoded packets (baseline);
   (b) `hallbridge`: the hallbridge server forwarding at the RTP level, the clip coming from a
       publisher process joined as the main hall.
@@ -18,6 +20,7 @@ import json
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -131,15 +134,19 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for design, style in (("stock", "o--"), ("hallbridge", "s-")):
-        rows = [r for r in results if r["design"] == design]
-        xs = [r["sites"] for r in rows]
+        xs = sorted({r["sites"] for r in results if r["design"] == design})
+
+        def mean(key: str, n: int, design: str = design) -> float:
+            return statistics.fmean(r[key] for r in results
+                                    if (r["design"], r["sites"]) == (design, n) and r[key] is not None)
+
         label = "aiortc stock sender (baseline)" if design == "stock" else "hallbridge RTP forwarder"
-        left.plot(xs, [r["cpu_cores"] for r in rows], style, label=label)
-        right.plot(xs, [r["us_per_packet"] for r in rows], style, label=label)
+        left.plot(xs, [mean("cpu_cores", n) for n in xs], style, label=label)
+        right.plot(xs, [mean("us_per_packet", n) for n in xs], style, label=label)
     left.set(xlabel="sites receiving the program", ylabel="SFU CPU (cores)",
              title="CPU of the SFU process")
     right.set(xlabel="sites receiving the program", ylabel="µs per packet per site",
-              title="CPU per forwarded packet per site")
+              title="CPU per forwarded packet per site (mean of runs)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -154,24 +161,34 @@ def main() -> None:
     parser.add_argument("--sites", default="1,8,32,66")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--designs", default="stock,hallbridge")
+    parser.add_argument("--repeat", type=int, default=2, help="back-to-back pairs per N")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = []
+    designs = args.designs.split(",")
     with tempfile.TemporaryDirectory() as tmp:
-        for design in args.designs.split(","):
-            for n in (int(x) for x in args.sites.split(",")):
-                row = run_case(design, n, args.seconds, Path(tmp))
-                print(json.dumps({k: v for k, v in row.items() if k != "router"}), flush=True)
-                results.append(row)
-    by = {(r["design"], r["sites"]): r for r in results}
-    ratios = {}
-    for _, n in by:
-        stock, ours = by.get(("stock", n)), by.get(("hallbridge", n))
-        if stock and ours and stock["us_per_packet"] and ours["us_per_packet"]:
-            ratios[str(n)] = round(stock["us_per_packet"] / ours["us_per_packet"], 2)
+        for n in (int(x) for x in args.sites.split(",")):
+            for repeat in range(args.repeat):
+                for design in designs if repeat % 2 == 0 else designs[::-1]:
+                    row = run_case(design, n, args.seconds, Path(tmp))
+                    row["repeat"] = repeat
+                    print(json.dumps({k: v for k, v in row.items() if k != "router"}), flush=True)
+                    results.append(row)
+    ratios, pairs = {}, {}
+    for n in sorted({r["sites"] for r in results}):
+        per_repeat = []
+        for repeat in range(args.repeat):
+            stock = [r for r in results if (r["design"], r["sites"], r["repeat"]) == ("stock", n, repeat)]
+            ours = [r for r in results if (r["design"], r["sites"], r["repeat"]) == ("hallbridge", n, repeat)]
+            if stock and ours and stock[0]["us_per_packet"] and ours[0]["us_per_packet"]:
+                per_repeat.append(round(stock[0]["us_per_packet"] / ours[0]["us_per_packet"], 2))
+        if per_repeat:
+            pairs[str(n)] = per_repeat
+            ratios[str(n)] = statistics.median(per_repeat)
     report = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
-              "results": results, "baseline_over_hallbridge_us_per_packet": ratios}
+              "results": results, "baseline_over_hallbridge_us_per_packet": ratios,
+              "ratio_per_back_to_back_pair": pairs}
     args.out.write_text(json.dumps(report, indent=2))
     plot(results, args.out.with_suffix(".png"))
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}")

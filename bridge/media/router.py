@@ -332,6 +332,7 @@ class MediaRouter:
         templates: dict[int, tuple[Template, Kept]] = {}
         waiting = False
         forwarded = 0
+        sequence, timestamp = header.sequence, header.timestamp
         for slot in slots.values():  # switching unindexes from other sources only
             route = slot.route
             if route.current != participant_id:  # pending: switches only on a keyframe
@@ -349,10 +350,11 @@ class MediaRouter:
                 built = templates[slot.layout_key] = (t, (t.first, t.marker, t.extensions, t.payload))
             template, kept = built
             stream = slot.stream
-            seq, ts = stream.rewrite(participant_id, header.sequence, header.timestamp, now)
+            seq, ts = stream.rewrite(participant_id, sequence, timestamp, now)
             packet = render(template, stream.payload_type, seq, ts, stream.ssrc)
-            if slot.history is not None:
-                slot.history.put(seq, (kept, ts, now))
+            history = slot.history
+            if history is not None:
+                history.put(seq, (kept, ts, now))
             if slot.endpoint.send_rtp(packet):
                 slot.sent += 1
                 stream.octets += len(packet)
