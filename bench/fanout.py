@@ -185,7 +185,7 @@ def main() -> None:
                 per_repeat.append(round(stock[0]["us_per_packet"] / ours[0]["us_per_packet"], 2))
         if per_repeat:
             pairs[str(n)] = per_repeat
-            ratios[str(n)] = statistics.median(per_repeat)
+            ratios[str(n)] = round(statistics.median(per_repeat), 2)
     report = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
               "results": results, "baseline_over_hallbridge_us_per_packet": ratios,
               "ratio_per_back_to_back_pair": pairs}
