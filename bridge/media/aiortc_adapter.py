@@ -487,15 +487,19 @@ def fast_protect(session: Any) -> Callable[[bytes], bytes]:
 def _quiet_rtcp_loop(sender: RTCRtpSender) -> Callable[[], Coroutine[Any, Any, None]]:
     """The stock sender's RTCP loop: it would report packets it never sent, about once a second
     for each of 132 senders; the router reports instead. This one only keeps the start/exit
-    handshake that `RTCRtpSender.stop()` waits for."""
+    handshake that `RTCRtpSender.stop()` waits for. It holds the two events, not the sender: a
+    sender referring to itself would wait for the cyclic collector instead of going at once."""
+    started: asyncio.Event = sender._RTCRtpSender__rtcp_started  # type: ignore[attr-defined]
+    exited: asyncio.Event = sender._RTCRtpSender__rtcp_exited  # type: ignore[attr-defined]
+
     async def run() -> None:
-        sender._RTCRtpSender__rtcp_started.set()  # type: ignore[attr-defined]
+        started.set()
         try:
             await asyncio.get_running_loop().create_future()  # until stop() cancels it
         except asyncio.CancelledError:
             pass
         finally:
-            sender._RTCRtpSender__rtcp_exited.set()  # type: ignore[attr-defined]
+            exited.set()
 
     return run
 
