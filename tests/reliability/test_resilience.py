@@ -31,12 +31,16 @@ async def test_a_flooding_page_is_throttled_and_others_keep_their_pace(server: R
     replies: list[dict[str, object]] = []
     rtts: list[float] = []
 
+    span: list[float] = []
+
     async def flood() -> None:
-        end = time.monotonic() + 2.0
+        started = time.monotonic()
+        end = started + 2.0
         while time.monotonic() < end:  # ~1000 events per second, bounded in time
             batch = [flooder.call("state:get", {}, timeout=10) for _ in range(50)]
             replies.extend(await asyncio.gather(*batch))
             await asyncio.sleep(0.05)
+        span.append(time.monotonic() - started)  # the last batch may finish after the 2 s
 
     async def measure() -> None:
         end = time.monotonic() + 2.0
@@ -51,7 +55,8 @@ async def test_a_flooding_page_is_throttled_and_others_keep_their_pace(server: R
         limited = [r for r in replies if not r["ok"]]
         assert len(replies) >= 1000
         assert limited and all(r["error"]["code"] == "rate_limited" for r in limited)  # type: ignore[index]
-        assert len(replies) - len(limited) < 2 * 20 + 40 + 10, "about 20 per second get through"
+        passed = len(replies) - len(limited)
+        assert passed <= 40 + 20 * span[0] + 10, f"{passed} in {span[0]:.1f} s: about 20/s get through"
         rtts.sort()
         p99 = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
         assert p99 < 0.2, f"others' round trip p99 {p99 * 1000:.0f} ms"
