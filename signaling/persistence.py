@@ -143,14 +143,25 @@ class StateKeeper:
                 continue
             except StoreUnavailable:
                 self.store_errors += 1
-                load_document(conference, before)
-                del conference.audit.entries[audit_mark:]
-                conference.audit.last_seq = before["audit_seq"]
+                self._roll_back(before, audit_mark)
                 raise Refused("store_unavailable",
                               "the state store is unreachable: nothing was changed, try again") from None
+            except asyncio.CancelledError:
+                # the caller went away mid-write (shutdown): whether the store took it is unknown,
+                # so the memory goes back and the store's word is read again, in order
+                self._roll_back(before, audit_mark)
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._queue.put_nowait((None, None))
+                raise
             self._on_patch(patch)
             return patch
         raise Refused("busy", "the state kept changing under this command: try again")
+
+    def _roll_back(self, before: dict[str, Any], audit_mark: int) -> None:
+        conference = self.conference
+        load_document(conference, before)
+        del conference.audit.entries[audit_mark:]
+        conference.audit.last_seq = before["audit_seq"]
 
     async def _append_audit(self, entries: list[Any]) -> None:
         """Refusals change no state, but they are audited actions too (best effort)."""

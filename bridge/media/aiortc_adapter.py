@@ -51,7 +51,8 @@ FORWARDED_CODECS = {"audio": "audio/opus", "video": "video/VP8"}
 SOL_UDP = getattr(socket, "SOL_UDP", 17)
 UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
 GSO_MAX_SEGMENTS = 32  # the kernel takes up to 64 (128 since 5.x) and 64 KiB in all
-GSO_UNSUPPORTED = (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EMSGSIZE)
+GSO_MAX_BYTES = 60_000
+GSO_UNSUPPORTED = (errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP)  # this kernel or route: never
 
 
 class PeerListener(Protocol):
@@ -134,16 +135,18 @@ class HoldTrack(MediaStreamTrack):
         super().stop()
 
 
-def gso_runs(sizes: Sequence[int], limit: int = GSO_MAX_SEGMENTS) -> list[tuple[int, int]]:
+def gso_runs(sizes: Sequence[int], limit: int = GSO_MAX_SEGMENTS,
+             max_bytes: int = GSO_MAX_BYTES) -> list[tuple[int, int]]:
     """Cut a site's queued packets, in order, into runs one GSO write can carry: every packet
     of a run the size of its first, except a shorter last one; (start, end) index pairs."""
     runs = []
     i, n = 0, len(sizes)
     while i < n:
         size, j = sizes[i], i + 1
-        while j < n and j - i < limit and sizes[j] == size:
+        most = min(limit, max(1, max_bytes // max(size, 1)))
+        while j < n and j - i < most and sizes[j] == size:
             j += 1
-        if j < n and j - i < limit and sizes[j] < size:
+        if j < n and j - i < most and sizes[j] < size:
             j += 1
         runs.append((i, j))
         i = j
@@ -159,10 +162,14 @@ class Sink:
         self.outbox = outbox
         self.transport = transport
         self.addr = addr
-        # the event loop's transport has no sendmsg: a second handle on the same socket
-        self.sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
-        self.sock.setblocking(False)
-        self.gso = True
+        # the event loop's transport has no sendmsg: a second handle on the same socket. A TURN
+        # relay has no socket of its own (its framing is aioice's): packets go through it one by one
+        raw = transport.get_extra_info("socket")
+        self.sock: socket.socket | None = None
+        if raw is not None and raw.type == socket.SOCK_DGRAM:
+            self.sock = socket.socket(fileno=os.dup(raw.fileno()))
+            self.sock.setblocking(False)
+        self.gso = self.sock is not None and sys.platform == "linux"
         self.queued: list[bytes] = []  # this loop turn's packets (the outbox writes them)
 
     def push(self, packet: bytes) -> None:
@@ -175,6 +182,10 @@ class Sink:
     def write(self, packets: list[bytes]) -> int:
         """Send in order; how many the socket refused (its buffer full: dropped, never queued)."""
         sock, addr = self.sock, self.addr
+        if sock is None:
+            for packet in packets:
+                self.transport.sendto(packet, addr)
+            return 0
         if len(packets) == 1:  # most writes: an audio packet, a one-packet frame
             try:
                 sock.sendto(packets[0], addr)
@@ -202,15 +213,21 @@ class Sink:
             except BlockingIOError:
                 dropped += j - i
             except OSError as exc:
-                if exc.errno in GSO_UNSUPPORTED and self.gso and j - i > 1:
-                    self.gso = False  # no GSO on this kernel or route: one datagram per call
-                    dropped += self.write(packets[i:j])
+                if self.gso and j - i > 1 and exc.errno in (*GSO_UNSUPPORTED, errno.EINVAL, errno.EMSGSIZE):
+                    # this write could not be cut (route MTU, size); never again on this kernel
+                    self.gso = exc.errno not in GSO_UNSUPPORTED
+                    for packet in packets[i:j]:
+                        try:
+                            sock.sendto(packet, addr)
+                        except OSError:
+                            dropped += 1
                 else:
                     dropped += j - i
         return dropped
 
     def close(self) -> None:
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
 
 
 class Outbox:
@@ -240,7 +257,11 @@ class Outbox:
         pending, self._pending = self._pending, []
         for sink in pending:
             packets, sink.queued = sink.queued, []
-            self.dropped += sink.write(packets)
+            try:
+                self.dropped += sink.write(packets)
+            except Exception:  # one site's failure must not silence the others
+                log.exception("writing to a site failed")
+                self.dropped += len(packets)
 
     def close(self) -> None:
         """Write what is gathered now; nothing is scheduled afterwards."""

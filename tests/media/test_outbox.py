@@ -18,6 +18,50 @@ def test_runs_are_equal_sizes_with_a_shorter_last() -> None:
     assert gso_runs([90, 90, 1200]) == [(0, 2), (2, 3)], "a longer packet starts a new run"
     assert gso_runs([1000] * 70, limit=32) == [(0, 32), (32, 64), (64, 70)]
     assert gso_runs([1000, 500, 500]) == [(0, 2), (2, 3)], "only the last of a run may be shorter"
+    assert gso_runs([2000] * 40, max_bytes=60_000) == [(0, 30), (30, 40)], "64 KiB per write at most"
+
+
+class RelayTransport:
+    """A TURN relay's transport as aioice has it: no socket of its own, datagrams one by one."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.sent.append(data)
+
+
+async def test_a_relayed_site_gets_its_packets_through_the_relay_one_by_one() -> None:
+    outbox, relay = Outbox(), RelayTransport()
+    sink = Sink(lambda packet: packet, relay, ("127.0.0.1", 9), outbox)
+    packets = [rtp(1, n, 1200) for n in range(4)]
+    for packet in packets:
+        sink.push(packet)
+    await asyncio.sleep(0)
+    outbox.flush()
+    assert relay.sent == packets and outbox.dropped == 0
+    sink.close()
+
+
+async def test_one_site_failing_does_not_silence_the_others() -> None:
+    outbox, good = Outbox(), RelayTransport()
+
+    class Broken(RelayTransport):
+        def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+            raise RuntimeError("a bug in one site's path")
+
+    broken = Sink(lambda packet: packet, Broken(), ("127.0.0.1", 9), outbox)
+    fine = Sink(lambda packet: packet, good, ("127.0.0.1", 10), outbox)
+    broken.push(rtp(1, 1, 100))
+    fine.push(rtp(1, 1, 100))
+    outbox.flush()
+    assert good.sent == [rtp(1, 1, 100)] and outbox.dropped == 1
+    fine.push(rtp(1, 2, 100))  # and the next turn is written as usual
+    outbox.flush()
+    assert len(good.sent) == 2
 
 
 class Receiver(asyncio.DatagramProtocol):

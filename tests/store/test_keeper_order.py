@@ -70,3 +70,23 @@ async def test_commands_wait_for_the_change_being_committed() -> None:
         assert store.document["version"] == version + 2 and conference.pinned == SITES[1]
     finally:
         await keeper.stop()
+
+
+async def test_a_command_cancelled_mid_write_changes_nothing_and_the_next_one_commits() -> None:
+    store = GatedStore()
+    keeper, conference, patches = await started(store)
+    try:
+        version, pinned = conference.version, conference.pinned
+        store.gate.clear()
+        doomed = asyncio.create_task(keeper.change(lambda c, now: c.set_program(SITES[0], now)))
+        await asyncio.sleep(0.05)  # inside the store's write
+        doomed.cancel()
+        await asyncio.gather(doomed, return_exceptions=True)
+        assert (conference.version, conference.pinned) == (version, pinned), "memory went back"
+        store.gate.set()
+        await asyncio.wait_for(keeper.change(lambda c, now: c.set_program(SITES[1], now)), 5)
+        assert conference.version == version + 1 and conference.pinned == SITES[1]
+        assert store.document is not None and store.document["version"] == version + 1
+        assert patches[-1]["program"] == SITES[1]
+    finally:
+        await keeper.stop()
