@@ -28,7 +28,7 @@ from typing import Any
 import psutil
 import socketio
 
-from bench.fanout import free_port, python, wait_healthy
+from bench.fanout import free_port, python, stop, wait_healthy
 from bench.probe import pct
 from bridge.roles import Role
 from bridge.roster import load_roster
@@ -129,12 +129,7 @@ def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
             h.wait(timeout=180)
         sites = [row for out in outs for row in json.loads(out.read_text())]
     finally:
-        for h in helpers:
-            if h.poll() is None:
-                h.terminate()
-                h.wait(timeout=30)
-        server.terminate()
-        server.wait(timeout=30)
+        stop(*helpers, server)
     cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
     sfu = json.loads(stats_file.read_text()) if stats_file.exists() else {}
     latencies = []

@@ -64,6 +64,14 @@ def python(*args: str, env: dict[str, str] | None = None, nice: int = 0) -> subp
                             preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
+def stop(*processes: subprocess.Popen[bytes]) -> None:
+    """Terminate the benchmark's processes still running, and reap them."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 def run_case(design: str, sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -101,12 +109,7 @@ def run_case(design: str, sites: int, seconds: float, workdir: Path) -> dict[str
             h.wait(timeout=120)
         receivers = [r for out in outs for r in json.loads(out.read_text())]
     finally:
-        for h in helpers:
-            if h.poll() is None:
-                h.terminate()
-                h.wait(timeout=30)
-        sfu.terminate()
-        sfu.wait(timeout=30)
+        stop(*helpers, sfu)
     cpu = (cpu_end.user + cpu_end.system) - (cpu_start.user + cpu_start.system)
     delivered = sum(r["packets"] for r in receivers)
     sfu_stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}

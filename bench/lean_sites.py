@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import socketio
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
 from bench.clip import encode_clip
 from bench.cliptrack import ClipSource
+from bench.receivers import negotiate
 from bridge.media.aiortc_adapter import restrict_host_addresses
 from bridge.media.rtcp import is_rtcp
 from bridge.media.rtp import parse_header, vp8_picture_id
@@ -58,18 +59,7 @@ class LeanSite:
                 self.source.answer_pli(t.sender)
             else:
                 self.pc.addTransceiver(line["kind"], direction="recvonly" if line["slot"] else "inactive")
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        offer = {"type": "offer", "sdp": self.pc.localDescription.sdp}
-        reply = await self.sio.call("media:offer", offer, timeout=30)
-        await self.pc.setRemoteDescription(RTCSessionDescription(**reply["answer"]))
-        for t in self.pc.getTransceivers():
-            self._video_pts.update(c.payloadType for c in t._codecs if c.mimeType == "video/VP8")
-        self._tap(self.pc.getTransceivers()[0].receiver.transport)
-        connected = asyncio.Event()
-        self.pc.on("connectionstatechange",
-                   lambda: self.pc.connectionState == "connected" and connected.set())
-        if self.pc.connectionState != "connected":
-            await asyncio.wait_for(connected.wait(), 30)
+        await negotiate(self.pc, self.sio, self._video_pts, self._tap, connect_timeout=30)
         self.counts.joined_at = time.time()
         self.counts.join_s = time.time() - started
 

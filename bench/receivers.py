@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +23,23 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 
 from bridge.media.aiortc_adapter import restrict_host_addresses
 from bridge.media.rtcp import is_rtcp
+
+
+async def negotiate(pc: RTCPeerConnection, sio: socketio.AsyncClient, video_pts: set[int],
+                    tap: Callable[[Any], None], connect_timeout: float) -> None:
+    """Offer the transceivers already added (`media:offer`), apply the answer, note the VP8
+    payload types in `video_pts`, tap the bundled transport before media flows, wait until
+    connected."""
+    await pc.setLocalDescription(await pc.createOffer())
+    reply = await sio.call("media:offer", {"type": "offer", "sdp": pc.localDescription.sdp}, timeout=30)
+    await pc.setRemoteDescription(RTCSessionDescription(**reply["answer"]))
+    for t in pc.getTransceivers():
+        video_pts.update(c.payloadType for c in t._codecs if c.mimeType == "video/VP8")
+    tap(pc.getTransceivers()[0].receiver.transport)
+    connected = asyncio.Event()
+    pc.on("connectionstatechange", lambda: pc.connectionState == "connected" and connected.set())
+    if pc.connectionState != "connected":
+        await asyncio.wait_for(connected.wait(), connect_timeout)
 
 
 @dataclass
@@ -53,18 +71,7 @@ class LeanReceiver:
         lines = (await asyncio.wait_for(welcome, 20))["media"]["lines"]
         for line in lines:
             self.pc.addTransceiver(line["kind"], direction="recvonly" if line["slot"] else "inactive")
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        offer = {"type": "offer", "sdp": self.pc.localDescription.sdp}
-        reply = await self.sio.call("media:offer", offer, timeout=30)
-        await self.pc.setRemoteDescription(RTCSessionDescription(**reply["answer"]))
-        for t in self.pc.getTransceivers():
-            self._video_pts.update(c.payloadType for c in t._codecs if c.mimeType == "video/VP8")
-        self._tap(self.pc.getTransceivers()[0].receiver.transport)
-        connected = asyncio.Event()
-        self.pc.on("connectionstatechange",
-                   lambda: self.pc.connectionState == "connected" and connected.set())
-        if self.pc.connectionState != "connected":
-            await asyncio.wait_for(connected.wait(), 20)
+        await negotiate(self.pc, self.sio, self._video_pts, self._tap, connect_timeout=20)
         self.counts.joined_s = time.monotonic() - started
 
     def _tap(self, dtls: Any) -> None:

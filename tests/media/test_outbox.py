@@ -4,7 +4,9 @@ equal-size runs), and the site receives exactly the datagrams queued, in order, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
+from collections.abc import AsyncIterator
 
 from bridge.media.aiortc_adapter import Outbox, Sink, gso_runs
 
@@ -72,6 +74,23 @@ class Receiver(asyncio.DatagramProtocol):
         self.datagrams.append(data)
 
 
+@contextlib.asynccontextmanager
+async def loopback_site() -> AsyncIterator[tuple[Outbox, Sink, Receiver]]:
+    """A sink on a real UDP socket writing to a receiving socket on loopback (no SRTP)."""
+    loop = asyncio.get_running_loop()
+    rx_transport, receiver = await loop.create_datagram_endpoint(Receiver, local_addr=("127.0.0.1", 0))
+    tx_transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                          local_addr=("127.0.0.1", 0))
+    outbox = Outbox()
+    sink = Sink(lambda packet: packet, tx_transport, rx_transport.get_extra_info("sockname"), outbox)
+    try:
+        yield outbox, sink, receiver
+    finally:
+        sink.close()
+        rx_transport.close()
+        tx_transport.close()
+
+
 def rtp(ssrc: int, seq: int, size: int) -> bytes:
     return struct.pack("!BBHII", 0x80, 96, seq, seq * 3000, ssrc) + bytes([seq % 256]) * (size - 12)
 
@@ -84,13 +103,7 @@ def streams(datagrams: list[bytes]) -> dict[int, list[bytes]]:
 
 
 async def test_a_site_receives_every_datagram_each_stream_in_order() -> None:
-    loop = asyncio.get_running_loop()
-    rx_transport, receiver = await loop.create_datagram_endpoint(Receiver, local_addr=("127.0.0.1", 0))
-    tx_transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
-                                                          local_addr=("127.0.0.1", 0))
-    outbox = Outbox()
-    sink = Sink(lambda packet: packet, tx_transport, rx_transport.get_extra_info("sockname"), outbox)
-    try:
+    async with loopback_site() as (outbox, sink, receiver):
         seq = iter(range(10_000))
         turns = []
         for _ in range(20):  # a frame (equal packets, a shorter last) with audio in between
@@ -116,20 +129,10 @@ async def test_a_site_receives_every_datagram_each_stream_in_order() -> None:
             sink.push(packet)
         await asyncio.sleep(0.05)
         assert streams(receiver.datagrams) == streams(turns[0])
-    finally:
-        sink.close()
-        rx_transport.close()
-        tx_transport.close()
 
 
 async def test_a_discarded_sink_writes_nothing_of_its_turn() -> None:
-    loop = asyncio.get_running_loop()
-    rx_transport, receiver = await loop.create_datagram_endpoint(Receiver, local_addr=("127.0.0.1", 0))
-    tx_transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
-                                                          local_addr=("127.0.0.1", 0))
-    outbox = Outbox()
-    sink = Sink(lambda packet: packet, tx_transport, rx_transport.get_extra_info("sockname"), outbox)
-    try:
+    async with loopback_site() as (outbox, sink, receiver):
         sink.push(b"x" * 100)
         outbox.discard(sink)  # the site left within the turn
         await asyncio.sleep(0.05)
@@ -137,7 +140,3 @@ async def test_a_discarded_sink_writes_nothing_of_its_turn() -> None:
         sink.push(b"y" * 100)  # and a later turn is written as usual
         await asyncio.sleep(0.05)
         assert receiver.datagrams == [b"y" * 100]
-    finally:
-        sink.close()
-        rx_transport.close()
-        tx_transport.close()
