@@ -2,8 +2,8 @@
 
 Per site and slot, `Route` decides forward or drop (video switches only on a keyframe of the new
 source), `OutStream` gives the rewritten sequence number and timestamp (continuous across any
-number of switches), `History` keeps what a NACK may ask for again, `Throttle` spaces keyframe
-requests. Time (`now`, seconds) is passed in; nothing here awaits.
+number of switches, pauses and resumptions), `History` keeps what a NACK may ask for again,
+`Throttle` spaces keyframe requests. Time (`now`, seconds) is passed in; nothing here awaits.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ class OutStream:
     clock_rate: int
     first_sequence: int = 0
     first_timestamp: int = 0
-    source: str | None = None
+    source: str | None = None  # None: paused (nothing forwarded since the last pause)
+    _source_ssrc: int = 0
     _seq_offset: int = 0
     _ts_offset: int = 0
     _last_seq: int = 0
@@ -41,10 +42,11 @@ class OutStream:
     packets: int = 0
     octets: int = 0
 
-    def rewrite(self, source: str, sequence: int, timestamp: int, now: float) -> tuple[int, int]:
-        """The site's sequence number and timestamp for a packet of `source`."""
-        if source != self.source:
-            self._rebase(source, sequence, timestamp, now)
+    def rewrite(self, source: str, ssrc: int, sequence: int, timestamp: int,
+                now: float) -> tuple[int, int]:
+        """The site's sequence number and timestamp for a packet of `source` (its stream `ssrc`)."""
+        if source != self.source or ssrc != self._source_ssrc:
+            self._rebase(source, ssrc, sequence, timestamp, now)
         out_seq = (sequence + self._seq_offset) % SEQ_MOD
         out_ts = (timestamp + self._ts_offset) % TS_MOD
         if 0 < (out_seq - self._last_seq) % SEQ_MOD < _SEQ_HALF or self.packets == 0:  # newer
@@ -52,7 +54,12 @@ class OutStream:
         self.packets += 1
         return out_seq, out_ts
 
-    def _rebase(self, source: str, sequence: int, timestamp: int, now: float) -> None:
+    def pause(self) -> None:
+        """The slot stops forwarding: the next packet, of whatever source (the same one resuming
+        too), continues from the last number sent, so the site sees no gap it could not repair."""
+        self.source = None
+
+    def _rebase(self, source: str, ssrc: int, sequence: int, timestamp: int, now: float) -> None:
         if self.packets == 0:
             next_seq, next_ts = self.first_sequence, self.first_timestamp
         else:
@@ -62,7 +69,7 @@ class OutStream:
             next_ts = (self._last_ts + elapsed_ticks) % TS_MOD
         self._seq_offset = (next_seq - sequence) % SEQ_MOD
         self._ts_offset = (next_ts - timestamp) % TS_MOD
-        self.source = source
+        self.source, self._source_ssrc = source, ssrc
 
     def to_site_timestamp(self, timestamp: int) -> int:
         """A timestamp of the current source in this site's timestamp space (sender reports)."""

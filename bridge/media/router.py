@@ -197,6 +197,8 @@ class MediaRouter:
                 if participant_id in (slot.route.current, slot.route.pending):
                     self._unindex(slot, participant_id)
                     slot.route.source_gone(participant_id)
+                    if slot.route.current is None:
+                        slot.stream.pause()
 
     def slots_of(self, participant_id: str) -> list[Slot]:
         return [s for k, s in self._slots.items() if k[0] == participant_id]
@@ -239,6 +241,10 @@ class MediaRouter:
     def set_muted(self, source: str, muted: bool) -> None:
         """A muted source's audio is dropped here, whatever its browser sends."""
         if muted:
+            if source not in self._muted:
+                for slot in self._by_source.get((source, "audio"), {}).values():
+                    if slot.route.current == source:
+                        slot.stream.pause()  # its numbers resume without a gap on unmute
             self._muted.add(source)
         else:
             self._muted.discard(source)
@@ -253,6 +259,8 @@ class MediaRouter:
         after = (slot.route.current, slot.route.pending)
         if before == after:
             return None  # nothing moved: no new keyframe request (they are throttled per source)
+        if slot.route.current is None:
+            slot.stream.pause()
         for old in set(before) - set(after):
             self._unindex(slot, old)
         for new in set(after) - set(before):
@@ -350,7 +358,7 @@ class MediaRouter:
                 built = templates[slot.layout_key] = (t, (t.first, t.marker, t.extensions, t.payload))
             template, kept = built
             stream = slot.stream
-            seq, ts = stream.rewrite(participant_id, sequence, timestamp, now)
+            seq, ts = stream.rewrite(participant_id, header.ssrc, sequence, timestamp, now)
             packet = render(template, stream.payload_type, seq, ts, stream.ssrc)
             history = slot.history
             if history is not None:

@@ -14,7 +14,7 @@ def test_numbers_are_continuous_across_switches_and_wrap() -> None:
     for n in range(12):  # twelve switches
         name, seq0, ts0 = sources[n % 3]
         for i in range(5):
-            s, ts = out.rewrite(name, (seq0 + n * 10 + i) % 65536, (ts0 + 3000 * i) % 2**32, t)
+            s, ts = out.rewrite(name, 7, (seq0 + n * 10 + i) % 65536, (ts0 + 3000 * i) % 2**32, t)
             seqs.append(s)
             stamps.append(ts)
             t += 1 / 30
@@ -27,10 +27,30 @@ def test_numbers_are_continuous_across_switches_and_wrap() -> None:
 
 def test_reordered_packet_of_the_same_source_keeps_its_place() -> None:
     out = OutStream(ssrc=1, payload_type=96, clock_rate=90000)
-    first, _ = out.rewrite("hall", 10, 0, 0.0)
-    third, _ = out.rewrite("hall", 12, 0, 0.0)
-    second, _ = out.rewrite("hall", 11, 0, 0.0)
+    first, _ = out.rewrite("hall", 7, 10, 0, 0.0)
+    third, _ = out.rewrite("hall", 7, 12, 0, 0.0)
+    second, _ = out.rewrite("hall", 7, 11, 0, 0.0)
     assert (first, second, third) == (0, 1, 2)
+
+
+def test_a_paused_slot_resumes_where_it_stopped() -> None:
+    """The same source back after a pause (floor revoked then granted, unmuted): the numbers
+    go on from the last one sent, the clock by the time it was away; the source's own numbers
+    moved on meanwhile and must not show through."""
+    out = OutStream(ssrc=1, payload_type=96, clock_rate=90000, first_sequence=100)
+    sent = [out.rewrite("a", 7, 5000 + i, 3000 * i, i / 30) for i in range(3)]
+    out.pause()
+    resumed = out.rewrite("a", 7, 5000 + 47, 3000 * 47, 47 / 30)
+    assert [s for s, _ in sent] + [resumed[0]] == [100, 101, 102, 103]
+    assert abs((resumed[1] - sent[-1][1]) - 3000 * 45) <= 1, "the clock advanced by the pause"
+
+
+def test_a_source_restarting_its_stream_is_rebased() -> None:
+    """A rejoin with a new peer connection: same participant, new SSRC and numbers."""
+    out = OutStream(ssrc=1, payload_type=96, clock_rate=48000, first_sequence=10)
+    out.rewrite("a", 7, 30000, 0, 0.0)
+    again, _ = out.rewrite("a", 8, 123, 0, 0.02)
+    assert again == 11
 
 
 def test_video_switch_waits_for_a_keyframe_of_the_new_source() -> None:

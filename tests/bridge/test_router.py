@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from bridge.media import rtcp
 from bridge.media.policy import PROGRAM_VIDEO, Scene
@@ -87,3 +88,28 @@ def test_a_fresh_nack_is_resent_and_a_stale_one_brings_a_keyframe_instead() -> N
     assert len(b.sent) == 6, "nothing stale is resent"
     assert [r.media_ssrc for r in rtcp.parse(a.rtcp[-1]) if isinstance(r, rtcp.Pli)] == [5], \
         "the source is asked for a keyframe"
+
+
+def audio(seq: int) -> bytes:
+    return struct.pack("!BBHII", 0x80, 111, seq, seq * 960, 6) + b"\xfc\x00"
+
+
+def test_a_muted_source_resumes_its_numbering_where_it_stopped() -> None:
+    """While a site is muted the bridge drops its audio; when it speaks again the listener's
+    numbers go on by one (a jump would be a gap no retransmission can fill)."""
+    router = MediaRouter(Scene("hall", "a"), clock=lambda: 0.0)
+    a, b = Fake("a"), Fake("b")
+    router.add_publisher(a)
+    router.add_receiver(b, [("program-audio", Layout(kind="audio", ssrc=200, payload_type=111,
+                                                     clock_rate=48000))])
+    for seq in range(1000, 1005):
+        router._forward_packet("a", "audio", audio(seq))
+    router.set_muted("a", True)
+    for seq in range(1005, 1100):
+        router._forward_packet("a", "audio", audio(seq))
+    router.set_muted("a", False)
+    for seq in range(1100, 1103):
+        router._forward_packet("a", "audio", audio(seq))
+    out = [struct.unpack("!H", p[2:4])[0] for p in b.sent]
+    assert len(out) == 8
+    assert all((y - x) % 65536 == 1 for x, y in pairwise(out)), out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from itertools import pairwise
 
 import pytest
 
@@ -40,6 +42,48 @@ async def test_granted_site_is_heard_and_seen_then_muted_on_release(server: Runn
         dropped = router.stats.muted
         await asyncio.sleep(1.0)
         assert router.stats.muted > dropped + 40, "A's audio is dropped in the bridge"
+    finally:
+        for p in (hall, a, b, moderator):
+            await p.close()
+
+
+def gaps(sequences: list[int]) -> list[tuple[int, int]]:
+    """Jumps in a slot's sequence numbers as they arrived (loopback: no reordering, no loss)."""
+    return [(a, b) for a, b in pairwise(sequences) if (b - a) % 65536 != 1]
+
+
+async def test_a_slot_resumed_after_each_revoke_continues_its_numbering(server: RunningServer) -> None:
+    """Ten revoke/grant cycles: the hall's picture comes back within half a second each time, and
+    no receiver sees a jump in any slot's numbering (a jump is a gap nobody can repair)."""
+    hall = server.participant(Role.HALL, width=320, height=180, fps=15)
+    a = server.participant(Role.SITE, A, width=320, height=180, fps=15)
+    b = server.participant(Role.SITE, B, width=320, height=180, fps=15)
+    moderator = server.participant(Role.MODERATOR, publish=False)
+    try:
+        for p in (hall, a, b):
+            await p.connect()
+            await p.join_media()
+        await moderator.connect()
+        picture, sound = tap(hall, "program-video"), tap(hall, "program-audio")
+        hall_heard_by_b = tap(b, "hall-audio")
+        late: list[float] = []
+        for _ in range(10):
+            assert (await moderator.call("floor:grant", {"site": A}))["ok"]
+            granted = time.monotonic()
+            assert await wait_until(lambda g=granted: any(t >= g and c == a.code
+                                                          for t, c in hall.stats.code_frames), 3)
+            late.append(next(t for t, c in hall.stats.code_frames if t >= granted and c == a.code)
+                        - granted)
+            await asyncio.sleep(0.4)
+            assert (await moderator.call("floor:revoke", {"site": A}))["ok"]
+            await asyncio.sleep(0.4)
+        assert max(late) < 0.5, f"the granted site's picture reached the hall after {late}"
+        for name, seen in (("hall program-video", picture), ("hall program-audio", sound),
+                           ("B hall-audio", hall_heard_by_b)):
+            main = max(set(seen.payload_types), key=seen.payload_types.count)
+            sequences = [s for s, pt in zip(seen.sequences, seen.payload_types, strict=True) if pt == main]
+            assert len(sequences) > 50, name
+            assert gaps(sequences) == [], f"{name} skipped numbers"
     finally:
         for p in (hall, a, b, moderator):
             await p.close()
