@@ -1,7 +1,9 @@
 """The conference's shared state: presence, program, recording and control, under one version.
 
 Pure: every change takes `now`, bumps the version once and returns the patch to broadcast, or
-raises `Refused` and changes nothing (the refusal is still written to the audit log).
+raises `Refused` and changes nothing (the refusal is still written to the audit log). Every
+action someone takes (commands, program and mode, listen-in, recording) is audited here, in the
+same change the state keeper commits; so are the bridge's own floor actions.
 """
 
 from __future__ import annotations
@@ -75,52 +77,97 @@ class Conference:
         self.control = Control(roster, rules or FloorRules(), witness or self._presence_witness)
         self.audit = AuditLog()
         self.restarted_at: float | None = None  # set when this process took over a stored state
+        # console participant -> the site it listens to (this process's connections: not stored)
+        self.listen: dict[str, str] = {}
         self._clock_now = 0.0
 
     # -- commands --------------------------------------------------------------------------
 
     def apply(self, actor: Actor, command: Command, now: float) -> dict[str, Any]:
         """Authorise and apply one control command; the patch to broadcast."""
-        target = command.site or ""
-        try:
+
+        def change() -> dict[str, Any]:
             check(actor.role, actor.site, command.action, command.site)
             changes = self.control.apply(command, actor.role in (Role.SITE, Role.HALL), now)
+            return self._patch(changes, now)
+
+        patch = self._audited(actor, command.action, command.site or "", now, change)
+        assert patch is not None
+        return patch
+
+    def refuse(self, actor: Actor, action: str, target: str, code: str, message: str,
+               now: float) -> None:
+        """An action refused before it reached the state (its role, its payload): audited."""
+        self.audit.add(now, actor.name, actor.role.value, action, target, code, message)
+
+    def _audited(self, actor: Actor, action: str, target: str, now: float,
+                 change: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+        try:
+            patch = change()
         except Refused as refusal:
-            self.audit.add(now, actor.name, actor.role.value, command.action, target, refusal.code,
+            self.audit.add(now, actor.name, actor.role.value, action, target, refusal.code,
                            refusal.message)
             raise
-        self.audit.add(now, actor.name, actor.role.value, command.action, target, "ok")
-        return self._patch(changes, now)
+        self.audit.add(now, actor.name, actor.role.value, action, target, "ok")
+        return patch
 
     def tick(self, now: float) -> dict[str, Any] | None:
         """Timers: speaking-time warnings and ends, grace periods. A patch when anything moved."""
+        self.control.attendance.program_is(self.program, now)  # the first tick starts its clock
         changes = self.control.tick(now)
         for event in changes.floor_events:
             if event.kind in ("expired", "revoked", "cancelled"):
                 self.audit.add(now, BRIDGE.name, "bridge", f"floor:{event.kind}", event.site, "ok")
         return self._patch(changes, now) if changes else None
 
-    def set_program(self, site_id: str, now: float) -> dict[str, Any] | None:
+    def set_program(self, site_id: str, now: float, actor: Actor = BRIDGE) -> dict[str, Any] | None:
         """Pin a source on the program (a technician's or moderator's choice)."""
-        if site_id not in self.roster:
-            raise KeyError(site_id)
-        if self.mode == "pinned" and site_id == self.pinned:
-            return None
-        self.mode, self.pinned = "pinned", site_id
-        return self._patch(Changes({"program"}), now)
 
-    def set_mode(self, mode: str, now: float) -> dict[str, Any] | None:
-        if mode not in MODES:
-            raise Refused("bad_request", f"mode must be one of {', '.join(MODES)}")
-        if mode == self.mode:
-            return None
-        self.mode = mode
-        return self._patch(Changes({"program"}), now)
+        def change() -> dict[str, Any] | None:
+            if site_id not in self.roster:
+                raise Refused("bad_request", "site must be a site id of the roster")
+            if self.mode == "pinned" and site_id == self.pinned:
+                return None
+            self.mode, self.pinned = "pinned", site_id
+            return self._patch(Changes({"program"}), now)
+
+        return self._audited(actor, "program:set", site_id, now, change)
+
+    def set_mode(self, mode: str, now: float, actor: Actor = BRIDGE) -> dict[str, Any] | None:
+        def change() -> dict[str, Any] | None:
+            if mode not in MODES:
+                raise Refused("bad_request", f"mode must be one of {', '.join(MODES)}")
+            if mode == self.mode:
+                return None
+            self.mode = mode
+            return self._patch(Changes({"program"}), now)
+
+        return self._audited(actor, "program:mode", mode, now, change)
+
+    def set_listen(self, participant: str, site: str | None, now: float,
+                   actor: Actor | None = None) -> None:
+        """A console listens to one site privately (None: stops). Nothing to broadcast; audited
+        when someone chose it (not when the console left)."""
+
+        def change() -> None:
+            if site is not None and site not in self.roster:
+                raise Refused("bad_request", "site must be a site id of the roster")
+            if site is None:
+                self.listen.pop(participant, None)
+            else:
+                self.listen[participant] = site
+
+        if actor is None:
+            change()
+        else:
+            self._audited(actor, "listen:set", site or "", now, change)
 
     def set_dominant(self, site: str | None, now: float) -> dict[str, Any] | None:
-        """The voice-activity decision; in `voice` mode it moves the program."""
+        """The voice-activity decision; in `voice` mode it moves the program. Its time is the
+        report's talk time."""
         if site == self.dominant:
             return None
+        self.control.attendance.talker_is(site, now)
         self.dominant = site
         patch = self._patch(Changes({"dominant"}), now)
         patch["dominant"] = site
@@ -166,8 +213,34 @@ class Conference:
         opened = record.intervals[-1][0]
         return restarted if opened is not None and opened < restarted <= now else None
 
-    def set_recording(self, file: str | None, now: float) -> dict[str, Any]:
-        self.recording = None if file is None else {"file": file, "since": round(now, 3)}
+    def start_recording(self, file: str, now: float, actor: Actor = BRIDGE) -> dict[str, Any]:
+        """One recording at a time: a second start is refused (`conflict`), whoever asks."""
+
+        def change() -> dict[str, Any]:
+            if self.recording is not None:
+                raise Refused("conflict", "already recording")
+            self.recording = {"file": file, "since": round(now, 3)}
+            return self._recording_patch(now)
+
+        patch = self._audited(actor, "record:start", file, now, change)
+        assert patch is not None
+        return patch
+
+    def stop_recording(self, now: float, actor: Actor = BRIDGE) -> dict[str, Any]:
+        file = self.recording["file"] if self.recording else ""
+
+        def change() -> dict[str, Any]:
+            if self.recording is None:
+                raise Refused("conflict", "not recording")
+            self.recording = None
+            return self._recording_patch(now)
+
+        patch = self._audited(actor, "record:stop", file, now, change)
+        assert patch is not None
+        return patch
+
+    def _recording_patch(self, now: float) -> dict[str, Any]:
+        self._clock_now = now
         self.version += 1
         return {"version": self.version, "recording": self.recording}
 
@@ -201,6 +274,7 @@ class Conference:
         for name in sorted(changes.sections - {"program", "dominant"}):
             patch[name] = self._section(name, now)
         program = self._choose_program()
+        self.control.attendance.program_is(program, now)
         if program != self.program or "program" in changes.sections:
             self.program = program
             patch["program"], patch["mode"] = program, self.mode

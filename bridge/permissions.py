@@ -48,6 +48,11 @@ MATRIX: dict[str, frozenset[Role]] = {
 }
 
 
+# actions that change the conference: each one, applied or refused, goes to the audit log
+AUDITED = frozenset(MATRIX) - {"state:get", "media:offer", "media:leave", "audit:get",
+                               "report:attendance"}
+
+
 def allowed(role: Role, action: str) -> bool:
     return role in MATRIX.get(action, frozenset())
 

@@ -1,7 +1,8 @@
 """The conference state as one JSON document, and back: what a store keeps between restarts.
 
 Everything a restart must not lose: presence and attendance, program and mode, floor, mutes,
-roll-calls, agenda, recording, and the version. The audit log is stored apart (append-only).
+roll-calls, agenda, recording, the version and the last audit number. The audit log is stored
+apart (append-only).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def to_document(c: Conference) -> dict[str, Any]:
         "agenda": {"items": [asdict(i) for i in ctl.agenda.items], "current": ctl.agenda.current,
                    "started_at": ctl.agenda.started_at},
         "attendance": {s: asdict(r) for s, r in ctl.attendance.sites.items()},
+        "on_air": list(ctl.attendance.on_air) if ctl.attendance.on_air else None,
+        "talking": list(ctl.attendance.talking) if ctl.attendance.talking else None,
     }
 
 
@@ -89,14 +92,13 @@ def load_document(c: Conference, doc: dict[str, Any]) -> None:
             rec.intervals, rec.grants = record["intervals"], record["grants"]
             rec.floor_requests, rec.talk_s = record["floor_requests"], record["talk_s"]
             rec.program_s = record["program_s"]
+    on_air, talking = doc.get("on_air"), doc.get("talking")
+    ctl.attendance.on_air = (on_air[0], on_air[1]) if on_air else None
+    ctl.attendance.talking = (talking[0], talking[1]) if talking else None
 
 
 def audit_to_wire(entries: list[Entry]) -> list[dict[str, Any]]:
     return [asdict(e) for e in entries]
-
-
-def audit_from_wire(rows: list[dict[str, Any]]) -> list[Entry]:
-    return [Entry(**row) for row in rows]
 
 
 def _rollcall(r: RollCall | None) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ import socketio
 from bridge.conference import Presence
 from bridge.control import Refused
 from bridge.media.policy import THUMBNAIL, layout
-from bridge.permissions import allowed
+from bridge.permissions import AUDITED, allowed
 from bridge.roles import Role
 from signaling.ratelimit import TokenBucket
 from signaling.service import ConferenceService
@@ -28,11 +28,11 @@ from signaling.wire import (
     COMMANDS,
     WireError,
     ok,
+    parse_audit_query,
     parse_command,
     parse_empty,
     parse_media_offer,
     parse_mode,
-    parse_since,
     parse_site_choice,
 )
 
@@ -95,8 +95,8 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if site_id is None:
             participant = self._participant(sid, identity)
             await self._hub.leave(participant)
-            if participant in self._service.listen:
-                self._service.set_listen(participant, None)
+            if participant in self._conference.listen:
+                await self._service.set_listen(participant, None, None)
         elif self._site_sid.get(site_id) == sid:  # a page replaced by a newer one owns nothing
             del self._site_sid[site_id]
             await self._hub.leave(site_id)
@@ -129,21 +129,28 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def _authorised(self, sid: str, identity: Identity, event: str, payload: Any,
                           handler: Handler) -> dict[str, Any]:
         if not allowed(identity.role, event):
-            if event in COMMANDS:  # a refused moderation command is still an audited action
-                self._conference.audit.add(time.time(), identity.subject, identity.role.value, event,
-                                           "", "forbidden")
-            return WireError("forbidden", f"role {identity.role.value} may not {event}").to_wire()
+            return await self._refuse(identity, event, payload,
+                                      WireError("forbidden", f"role {identity.role.value} may not {event}"))
         try:
             if handler == self._do_command:
                 return await handler(sid, identity, payload, event)
             return await handler(sid, identity, payload)
         except WireError as exc:
-            return exc.to_wire()
-        except Refused as refusal:
+            return await self._refuse(identity, event, payload, exc)
+        except Refused as refusal:  # the domain refused it, and audited it in the same change
             return WireError(refusal.code, refusal.message).to_wire()
         except Exception:
             log.exception("handler failed site=%s event=%s", identity.subject, event)
             return WireError("internal", "the server could not apply this command").to_wire()
+
+    async def _refuse(self, identity: Identity, event: str, payload: Any,
+                      error: WireError) -> dict[str, Any]:
+        """A refusal at the edge; an action that would have changed the conference is audited."""
+        if event in AUDITED:
+            target = payload.get("site") if isinstance(payload, dict) else None
+            target = target if isinstance(target, str) and target in self._conference.roster else ""
+            await self._service.refused(identity.actor(), event, target, error.code, error.message)
+        return error.to_wire()
 
     # -- events ----------------------------------------------------------------------------
 
@@ -178,45 +185,32 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def _do_program_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         site = parse_site_choice(payload, self._conference.roster, allow_none=False)
         assert site is not None
-        await self._service.set_program(site)
-        self._audit(identity, "program:set", site)
+        await self._service.set_program(identity.actor(), site)
         return ok(version=self._conference.version)
 
     async def _do_program_mode(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         mode = parse_mode(payload)
-        await self._service.set_mode(mode)
-        self._audit(identity, "program:mode", mode)
+        await self._service.set_mode(identity.actor(), mode)
         return ok(version=self._conference.version)
 
     async def _do_listen_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         site = parse_site_choice(payload, self._conference.roster, allow_none=True)
-        self._service.set_listen(self._participant(sid, identity), site)
-        self._audit(identity, "listen:set", site or "")
+        await self._service.set_listen(self._participant(sid, identity), site, identity.actor())
         return ok(site=site)
 
     async def _do_audit_get(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
-        since = parse_since(payload)
-        entries = self._conference.audit.since(since)[:1000]
-        return ok(entries=[e.to_wire() for e in entries])
+        since, latest = parse_audit_query(payload)
+        return ok(entries=await self._service.audit(since, latest))
 
     async def _do_record_start(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         parse_empty(payload)
-        if self._hub.recording is not None:
-            raise WireError("conflict", "already recording")
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        path = self._service.recordings / f"{self._conference.id}-{stamp}.mkv"
-        await self._service.set_recording(path.name)
-        self._hub.start_recording(path)
-        self._audit(identity, "record:start", path.name)
-        return ok(file=path.name)
+        return ok(file=await self._service.start_recording(identity.actor()))
 
     async def _do_record_stop(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         parse_empty(payload)
-        if self._hub.recording is None:
-            raise WireError("conflict", "not recording")
-        summary = await self._hub.stop_recording()
-        await self._service.set_recording(None)
-        self._audit(identity, "record:stop", Path(summary.path).name)
+        summary = await self._service.stop_recording(identity.actor())
+        if summary is None:  # the recording had ended with the process that made it
+            return ok(file="", seconds=0.0, video_frames=0, audio_frames=0)
         return ok(file=Path(summary.path).name, seconds=round(summary.seconds, 1),
                   video_frames=summary.video_frames, audio_frames=summary.audio_frames)
 
@@ -246,10 +240,6 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     def _lines(self, identity: Identity) -> list[Any]:
         return layout(identity.role, (s.id for s in self._conference.roster.remote_sites()))
-
-    def _audit(self, identity: Identity, action: str, target: str) -> None:
-        self._conference.audit.add(time.time(), identity.subject, identity.role.value, action,
-                                   target, "ok")
 
     def _quality(self, level: str) -> dict[str, Any]:
         m = self._media

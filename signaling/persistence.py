@@ -22,7 +22,7 @@ from typing import Any
 
 from bridge.conference import Conference
 from bridge.control import Refused
-from bridge.state_codec import audit_from_wire, audit_to_wire, load_document, to_document
+from bridge.state_codec import audit_to_wire, load_document, to_document
 from bridge.store import StateStore, StoreUnavailable, VersionConflict
 from bridge.tasks import cancel_and_wait
 
@@ -36,12 +36,15 @@ RETRIES = 5
 
 class StateKeeper:
     def __init__(self, conference: Conference, store: StateStore,
-                 on_patch: Callable[[dict[str, Any]], None], on_reload: Callable[[], None],
-                 clock: Callable[[], float] = time.time) -> None:
+                 on_commit: Callable[[dict[str, Any] | None], None],
+                 on_reload: Callable[[bool], None], clock: Callable[[], float] = time.time) -> None:
+        """`on_commit(patch)` after every committed change (None: nothing to broadcast, e.g. a
+        listen-in); `on_reload(announce)` after the state was read from the store."""
         self.conference = conference
         self.store = store
-        self._on_patch = on_patch
+        self._on_commit = on_commit
         self._on_reload = on_reload
+        self._announce = False  # the next queued reload follows an outage: tell everyone
         self._clock = clock
         self._queue: asyncio.Queue[tuple[Change | None, asyncio.Future[Any] | None]] = asyncio.Queue(
             QUEUE_LIMIT)
@@ -50,6 +53,7 @@ class StateKeeper:
         self._applying = asyncio.Lock()  # one change at a time, queued or inline
         self._was_ready = True
         self.store_errors = 0
+        self.audit_unstored = 0  # audit entries of refusals made while the store was away
 
     @property
     def ready(self) -> bool:
@@ -59,11 +63,11 @@ class StateKeeper:
         """Load the stored state (or store the fresh one), then start the worker and health loop."""
         await self.store.start(self._remote_change)
         try:
-            await self._reload()
+            await self._reload(announce=True)
             if self.conference.version > 0:  # a stored meeting goes on after a restart
                 self.conference.restarted_at = self._clock()
             if self.conference.version == 0:
-                await self.store.commit(0, to_document(self.conference), [])
+                await self.store.commit(0, 0, to_document(self.conference), [])
         except (StoreUnavailable, VersionConflict) as exc:
             log.warning("state store not ready at start: %s", exc)
         self._tasks = [asyncio.create_task(self._work(), name="state-keeper"),
@@ -87,7 +91,8 @@ class StateKeeper:
         return result
 
     async def sync(self) -> None:
-        """Catch up with the store (another process may have committed a moment ago)."""
+        """Catch up with the store (another process may have committed a moment ago), quietly:
+        the caller reads the state itself."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait((None, future))
@@ -110,7 +115,16 @@ class StateKeeper:
             fn, future = await self._queue.get()
             try:
                 async with self._applying:
-                    result = await self._commit(fn) if fn is not None else await self._reload()
+                    if fn is not None:
+                        result = await self._commit(fn)
+                    else:
+                        announce, self._announce = self._announce, False
+                        result = None
+                        try:
+                            await self._reload(announce)
+                        except BaseException:
+                            self._announce = self._announce or announce  # still owed
+                            raise
             except Exception as exc:
                 if future is not None and not future.done():
                     future.set_exception(exc)
@@ -126,61 +140,65 @@ class StateKeeper:
         conference = self.conference
         for _ in range(RETRIES):
             before = to_document(conference)
-            audit_mark = len(conference.audit.entries)
+            base_version, base_seq = conference.version, conference.audit.last_seq
+            refusal: Refused | None = None
             try:
                 patch = fn(conference, self._clock())
-            except Refused:
-                await self._append_audit(conference.audit.entries[audit_mark:])
-                raise
-            if patch is None:
-                await self._append_audit(conference.audit.entries[audit_mark:])
+            except Refused as exc:  # nothing changed, but the refusal is an audited action
+                refusal, patch = exc, None
+            rows = audit_to_wire(conference.audit.since(base_seq))
+            changed = conference.version != base_version
+            if not changed and not rows:
+                if refusal is not None:
+                    raise refusal
                 return None
-            rows = audit_to_wire(conference.audit.entries[audit_mark:])
             try:
-                await self.store.commit(int(before["version"]), to_document(conference), rows)
+                await self.store.commit(base_version, base_seq,
+                                        to_document(conference) if changed else None, rows)
             except VersionConflict:
-                await self._reload()  # another process was first: on its state, again
+                self._roll_back(before, base_seq)
+                await self._reload(announce=False)  # another process was first: on its state, again
                 continue
             except StoreUnavailable:
                 self.store_errors += 1
-                self._roll_back(before, audit_mark)
+                self._roll_back(before, base_seq)
+                if refusal is not None:  # its answer stands; its audit entry could not be kept
+                    self.audit_unstored += len(rows)
+                    log.warning("store away: %d audit entries not kept", len(rows))
+                    raise refusal from None
                 raise Refused("store_unavailable",
                               "the state store is unreachable: nothing was changed, try again") from None
             except asyncio.CancelledError:
                 # the caller went away mid-write (shutdown): whether the store took it is unknown,
                 # so the memory goes back and the store's word is read again, in order
-                self._roll_back(before, audit_mark)
+                self._roll_back(before, base_seq)
                 with contextlib.suppress(asyncio.QueueFull):
                     self._queue.put_nowait((None, None))
                 raise
-            self._on_patch(patch)
+            if refusal is not None:
+                raise refusal
+            self._on_commit(patch)
             return patch
         raise Refused("busy", "the state kept changing under this command: try again")
 
-    def _roll_back(self, before: dict[str, Any], audit_mark: int) -> None:
-        conference = self.conference
-        load_document(conference, before)
-        del conference.audit.entries[audit_mark:]
-        conference.audit.last_seq = before["audit_seq"]
+    def _roll_back(self, before: dict[str, Any], audit_seq: int) -> None:
+        load_document(self.conference, before)
+        self.conference.audit.forget_after(audit_seq)
 
-    async def _append_audit(self, entries: list[Any]) -> None:
-        """Refusals change no state, but they are audited actions too (best effort)."""
-        if not entries:
-            return
-        try:
-            await self.store.commit(self.conference.version, to_document(self.conference),
-                                    audit_to_wire(entries))
-        except (StoreUnavailable, VersionConflict):
-            log.warning("audit entries kept in memory only: %d", len(entries))
-
-    async def _reload(self) -> dict[str, Any] | None:
+    async def _reload(self, announce: bool) -> None:
+        """Read the store's state. `announce`: tell every client (a snapshot) — only after an
+        outage or when taking over a stored meeting; another process's commits reached the
+        clients already (their patches go through the shared Socket.IO manager)."""
         stored = await self.store.load()
         if stored is None or stored.document["version"] < self.conference.version:
-            return None
+            return
         load_document(self.conference, stored.document)
-        self.conference.audit.entries = audit_from_wire(stored.audit)
-        self._on_reload()
-        return None
+        self.conference.audit.resume(stored.audit_seq)
+        self._on_reload(announce)
+
+    async def audit(self, since: int, limit: int) -> list[dict[str, Any]]:
+        """Audit entries after `since` from the store (every process's, however old)."""
+        return await self.store.audit(since, limit)
 
     # -- other processes, outages ------------------------------------------------------------
 
@@ -201,6 +219,7 @@ class StateKeeper:
             ready = await self.store.ping()
             if ready and not self._was_ready:
                 log.warning("state store is back: reloading")
+                self._announce = True
                 await self._queue.put((None, None))
                 deferred, self._deferred = self._deferred, []
                 for fn in deferred:

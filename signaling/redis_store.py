@@ -3,10 +3,12 @@
 Keys (all under `store.key_prefix` + the conference id):
   KEY_VERSION  "<prefix><conference>:version"  the state version (integer)
   KEY_STATE    "<prefix><conference>:state"    the state document (JSON)
-  KEY_AUDIT    "<prefix><conference>:audit"    the audit log (list of JSON entries, append-only)
+  KEY_AUDIT    "<prefix><conference>:audit"    the audit log (list of JSON entries, append-only;
+                                               entry n is at index n - 1, its length the last n)
   CHANNEL      "<prefix><conference>:changes"  pub/sub: "<version> <process>" after each commit
-A commit is one Lua script: compare the version, write the document and version, append the
-audit entries, publish — atomic in Redis, so two processes can never both build on one version.
+A commit is one Lua script: compare the version and the audit length, write the document and
+version (unless only audit entries are added), append the audit entries, publish — atomic in
+Redis, so two processes can never both build on one version or give out one audit number twice.
 """
 
 from __future__ import annotations
@@ -22,19 +24,22 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bridge.store import Stored, StoreUnavailable, VersionConflict
+from bridge.store import AUDIT_PAGE, Stored, StoreUnavailable, VersionConflict
 
 log = logging.getLogger(__name__)
 KEY_VERSION, KEY_STATE, KEY_AUDIT, CHANNEL = "version", "state", "audit", "changes"
 TIMEOUT_S = 2.0
 COMMIT = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current ~= tonumber(ARGV[1]) then return {0, current} end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3])
-for i = 5, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
-redis.call('PUBLISH', KEYS[4], ARGV[2] .. ' ' .. ARGV[4])
-return {1, tonumber(ARGV[2])}
+local seq = redis.call('LLEN', KEYS[3])
+if current ~= tonumber(ARGV[1]) or seq ~= tonumber(ARGV[2]) then return {0, current, seq} end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[4])
+end
+for i = 6, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+if ARGV[4] ~= '' then redis.call('PUBLISH', KEYS[4], ARGV[3] .. ' ' .. ARGV[5]) end
+return {1, current, seq}
 """
 
 
@@ -61,27 +66,40 @@ class RedisStore:
 
     async def load(self) -> Stored | None:
         try:
-            state, audit = await asyncio.gather(self._redis.get(self.keys[1]),
-                                                self._redis.lrange(self.keys[2], 0, -1))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(self.keys[1])
+                pipe.llen(self.keys[2])
+                state, seq = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._ready = False
             raise StoreUnavailable(str(exc)) from None
         if state is None:
             return None
-        return Stored(json.loads(state), [json.loads(row) for row in audit])
+        return Stored(json.loads(state), int(seq))
 
-    async def commit(self, base_version: int, document: dict[str, Any],
+    async def commit(self, base_version: int, base_audit_seq: int, document: dict[str, Any] | None,
                      audit: list[dict[str, Any]]) -> None:
-        args = [base_version, document["version"], json.dumps(document, ensure_ascii=False),
-                self._origin, *(json.dumps(row, ensure_ascii=False) for row in audit)]
+        version = base_version if document is None else document["version"]
+        body = "" if document is None else json.dumps(document, ensure_ascii=False)
+        args = [base_version, base_audit_seq, version, body, self._origin,
+                *(json.dumps(row, ensure_ascii=False) for row in audit)]
         try:
-            ok, current = await self._commit(keys=self.keys, args=args)
+            ok, current, seq = await self._commit(keys=self.keys, args=args)
         except (RedisError, OSError) as exc:
             self._ready = False
             raise StoreUnavailable(str(exc)) from None
         self._ready = True
         if not ok:
-            raise VersionConflict(f"store has version {current}, not {base_version}")
+            raise VersionConflict(f"store has version {current} and audit {seq}, "
+                                  f"not {base_version} and {base_audit_seq}")
+
+    async def audit(self, since: int, limit: int = AUDIT_PAGE) -> list[dict[str, Any]]:
+        try:
+            rows = await self._redis.lrange(self.keys[2], since, since + limit - 1)
+        except (RedisError, OSError) as exc:
+            self._ready = False
+            raise StoreUnavailable(str(exc)) from None
+        return [json.loads(row) for row in rows]
 
     async def ping(self) -> bool:
         try:

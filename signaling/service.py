@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,9 @@ from bridge.control.commands import Command
 from bridge.control.rollcall import Evidence
 from bridge.media.hub import MediaHub
 from bridge.media.policy import Scene
+from bridge.media.recorder import RecordingSummary
 from bridge.media.speaker import DominantSpeaker, SpeakerParams
-from bridge.store import MemoryStore, StateStore
+from bridge.store import AUDIT_PAGE, MemoryStore, StateStore
 from bridge.tasks import cancel_and_wait
 from signaling.broadcast import Broadcaster
 from signaling.collector import SettledCollector
@@ -47,10 +48,8 @@ class ConferenceService:
         self.speakers = DominantSpeaker(speaker)
         self.keeper = StateKeeper(conference, store or MemoryStore(), self._committed,
                                   self._reloaded, clock)
-        self.listen: dict[str, str] = {}  # console participant -> site it listens to
         self.program_switches = 0
         self._muted: set[str] = set()
-        self._decided_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.collector = SettledCollector()
         hub.router.on_audio_level = self.on_audio_level
@@ -61,6 +60,9 @@ class ConferenceService:
 
     async def start(self) -> None:
         await self.keeper.start()
+        if self.conference.recording is not None and self.hub.recording is None:
+            # a stored meeting was being recorded by a process that is gone: that file ended
+            await self._quietly(self.keeper.change(lambda c, now: c.stop_recording(now)))
         self.sync_media()
         self._tasks = [asyncio.create_task(self._clock(), name="control-clock"),
                        asyncio.create_task(self._stats(), name="console-stats")]
@@ -72,8 +74,6 @@ class ConferenceService:
     async def _clock(self) -> None:
         while True:
             await asyncio.sleep(CLOCK_S)
-            program = self.conference.program
-            self.conference.control.attendance.add_program(program, CLOCK_S)
             self.keeper.submit(lambda c, now: c.tick(now))
             self.collector.observe(self.hub.membership_changes, time.monotonic())
 
@@ -113,14 +113,37 @@ class ConferenceService:
     async def apply(self, actor: Actor, command: Command) -> dict[str, Any] | None:
         return await self.keeper.change(lambda c, now: c.apply(actor, command, now))
 
-    async def set_program(self, site: str) -> None:
-        await self.keeper.change(lambda c, now: c.set_program(site, now))
+    async def set_program(self, actor: Actor, site: str) -> None:
+        await self.keeper.change(lambda c, now: c.set_program(site, now, actor))
 
-    async def set_mode(self, mode: str) -> None:
-        await self.keeper.change(lambda c, now: c.set_mode(mode, now))
+    async def set_mode(self, actor: Actor, mode: str) -> None:
+        await self.keeper.change(lambda c, now: c.set_mode(mode, now, actor))
 
-    async def set_recording(self, file: str | None) -> None:
-        await self.keeper.change(lambda c, now: c.set_recording(file, now))
+    async def set_listen(self, participant: str, site: str | None, actor: Actor | None) -> None:
+        """`actor` None: the console left (not an action anyone took)."""
+        await self.keeper.change(lambda c, now: c.set_listen(participant, site, now, actor))
+
+    async def refused(self, actor: Actor, action: str, target: str, code: str, message: str) -> None:
+        """An action refused at the edge (role, payload) is audited like any other."""
+        await self._quietly(self.keeper.change(
+            lambda c, now: c.refuse(actor, action, target, code, message, now)))
+
+    async def start_recording(self, actor: Actor) -> str:
+        """Start recording the program; a second start, however close, is refused (`conflict`)."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = self.recordings / f"{self.conference.id}-{stamp}.mkv"
+        await self.keeper.change(lambda c, now: c.start_recording(path.name, now, actor))
+        try:
+            self.hub.start_recording(path)
+        except Exception:
+            await self._quietly(self.keeper.change(lambda c, now: c.stop_recording(now)))
+            raise
+        return path.name
+
+    async def stop_recording(self, actor: Actor) -> RecordingSummary | None:
+        """Stop it (refused with `conflict` when nothing records); the file's summary."""
+        await self.keeper.change(lambda c, now: c.stop_recording(now, actor))
+        return await self.hub.stop_recording() if self.hub.recording is not None else None
 
     def presence(self, site: str, presence: Presence, since: float | None = None) -> None:
         self.keeper.submit(lambda c, now: c.set_presence(site, presence, now, since))
@@ -132,21 +155,30 @@ class ConferenceService:
         except Refused:
             self.presence(site, presence)
 
-    def set_listen(self, participant: str, site: str | None) -> None:
-        if site is None:
-            self.listen.pop(participant, None)
-        else:
-            self.listen[participant] = site
-        self.sync_media()
+    async def audit(self, since: int, latest: int | None) -> list[dict[str, Any]]:
+        """Audit entries after `since` (or the `latest` few), from the store: every process's."""
+        if latest is not None:
+            since = max(0, self.conference.audit.last_seq - latest)
+        return await self.keeper.audit(since, latest or AUDIT_PAGE)
 
-    def _committed(self, patch: dict[str, Any]) -> None:
-        self.sync_media()
-        self.broadcaster.publish("state", patch)
+    @staticmethod
+    async def _quietly(work: Awaitable[Any]) -> None:
+        try:
+            await work
+        except Refused as refusal:
+            log.warning("state change not made: %s", refusal.message)
 
-    def _reloaded(self) -> None:
-        """The state came from the store (start, another process, after an outage)."""
+    def _committed(self, patch: dict[str, Any] | None) -> None:
         self.sync_media()
-        self.broadcaster.publish("state:snapshot", self.conference.snapshot(time.time()))
+        if patch is not None:
+            self.broadcaster.publish("state", patch)
+
+    def _reloaded(self, announce: bool) -> None:
+        """The state came from the store: at start, after an outage (both announced to every
+        client with a snapshot), or another process's commit (its patch reached the clients)."""
+        self.sync_media()
+        if announce:
+            self.broadcaster.publish("state:snapshot", self.conference.snapshot(time.time()))
 
     def sync_media(self) -> None:
         """The router drops exactly the muted sites' audio; the scene follows program and floor."""
@@ -159,7 +191,7 @@ class ConferenceService:
         if c.program != self.hub.router.scene.program:
             self.program_switches += 1
         heard = tuple(s for s in c.control.floor.holders if s != c.program)
-        self.hub.set_scene(Scene(c.roster.hall.id, c.program, heard, dict(self.listen)))
+        self.hub.set_scene(Scene(c.roster.hall.id, c.program, heard, dict(c.listen)))
 
     # -- from the media --------------------------------------------------------------------
 
@@ -171,11 +203,7 @@ class ConferenceService:
         speakers.level(source, level, now)
         if not speakers.due(now):
             return
-        previous = speakers.dominant
         dominant = speakers.decide(now, set(self.conference.sites) - self._muted)
-        if previous is not None and self._decided_at is not None:
-            self.conference.control.attendance.add_talk(previous, now - self._decided_at)
-        self._decided_at = now
         if dominant != self.conference.dominant:
             self.keeper.submit(lambda c, at: c.set_dominant(dominant, at))
 

@@ -37,6 +37,7 @@ from bridge.control.commands import (
 )
 from bridge.media.hub import MAX_SDP_BYTES
 from bridge.roster import Roster
+from bridge.store import AUDIT_PAGE
 
 
 class WireError(Exception):
@@ -197,9 +198,14 @@ def parse_command(event: str, payload: Any, own_site: str | None) -> Command:
 _CONFERENCE_WIDE = (FloorGrantNext, MuteAll, RollcallStart, RollcallEnd, AgendaSet, AgendaNext)
 
 
-def parse_since(payload: Any) -> int:
-    data = _object(payload, {"since"})
-    return int(_integer(0, 1 << 62)("since", data.get("since", 0)))
+def parse_audit_query(payload: Any) -> tuple[int, int | None]:
+    """`{"since"?: seq}` (entries after it) or `{"latest": n}` (the last n, 1..1000)."""
+    data = _object(payload, {"since", "latest"})
+    if "since" in data and "latest" in data:
+        raise WireError("bad_request", "give since or latest, not both")
+    since = int(_integer(0, 1 << 62)("since", data.get("since", 0)))
+    latest = data.get("latest")
+    return since, None if latest is None else int(_integer(1, AUDIT_PAGE)("latest", latest))
 
 
 def parse_mode(payload: Any) -> str:

@@ -34,6 +34,10 @@ class Attendance:
     def __init__(self, roster: Roster) -> None:
         self.roster = roster
         self.sites = {s.id: SiteRecord() for s in roster}
+        # who is on the program and who is the dominant speaker, since when: their running time
+        # is counted when they change and in the report, never by a clock outside the state
+        self.on_air: tuple[str, float] | None = None
+        self.talking: tuple[str, float] | None = None
 
     def joined(self, site: str, now: float) -> None:
         rec = self.sites[site]
@@ -54,11 +58,31 @@ class Attendance:
         elif kind in ("released", "revoked", "expired") and rec.grants and rec.grants[-1][1] is None:
             rec.grants[-1][1] = now
 
-    def add_talk(self, site: str, seconds: float) -> None:
-        self.sites[site].talk_s += seconds
+    def program_is(self, site: str, now: float) -> None:
+        """The program source from `now` on (the same one: nothing to do)."""
+        if self.on_air is not None and self.on_air[0] == site:
+            return
+        if self.on_air is not None:
+            self.sites[self.on_air[0]].program_s += max(0.0, now - self.on_air[1])
+        self.on_air = (site, now)
 
-    def add_program(self, site: str, seconds: float) -> None:
-        self.sites[site].program_s += seconds
+    def talker_is(self, site: str | None, now: float) -> None:
+        """The dominant speaker from `now` on (None: nobody)."""
+        if self.talking is not None:
+            if self.talking[0] == site:
+                return
+            self.sites[self.talking[0]].talk_s += max(0.0, now - self.talking[1])
+        self.talking = None if site is None or site not in self.sites else (site, now)
+
+    def talk_s(self, site: str, now: float) -> float:
+        running = self.talking
+        extra = now - running[1] if running is not None and running[0] == site else 0.0
+        return self.sites[site].talk_s + max(0.0, extra)
+
+    def program_s(self, site: str, now: float) -> float:
+        running = self.on_air
+        extra = now - running[1] if running is not None and running[0] == site else 0.0
+        return self.sites[site].program_s + max(0.0, extra)
 
     def rows(self, rollcalls: list[RollCall], now: float) -> list[dict[str, Any]]:
         out = []
@@ -79,8 +103,8 @@ class Attendance:
                 "floor_requests": rec.floor_requests,
                 "floor_grants": len(grants),
                 "floor_s": round(sum(b - a for a, b in grants)),
-                "talk_s": round(rec.talk_s),
-                "program_s": round(rec.program_s),
+                "talk_s": round(self.talk_s(site.id, now)),
+                "program_s": round(self.program_s(site.id, now)),
             })
         return out
 

@@ -1,11 +1,18 @@
-"""The audit log: every moderation and technician action, applied or refused — the minutes' basis."""
+"""The audit log: every moderation and technician action, applied or refused — the minutes' basis.
+
+Entries are numbered 1, 2, 3, … without gaps for the whole meeting: the state keeper commits each
+change's entries with the state, against the last number the store holds, so no two processes
+ever give out one number. This process keeps only the most recent entries; the store keeps them
+all (`audit:get` reads there).
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-MAX_ENTRIES = 100_000  # a long meeting has a few thousand; beyond this the oldest go
+RECENT = 1000  # entries kept in memory (one change writes a handful)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +34,7 @@ class Entry:
 
 class AuditLog:
     def __init__(self) -> None:
-        self.entries: list[Entry] = []
+        self.entries: deque[Entry] = deque(maxlen=RECENT)
         self.last_seq = 0
 
     def add(self, at: float, actor: str, role: str, action: str, target: str, result: str,
@@ -35,9 +42,26 @@ class AuditLog:
         self.last_seq += 1
         entry = Entry(self.last_seq, at, actor, role, action, target, result, detail)
         self.entries.append(entry)
-        if len(self.entries) > MAX_ENTRIES:
-            del self.entries[0]
         return entry
 
     def since(self, seq: int) -> list[Entry]:
-        return [e for e in self.entries if e.seq > seq]
+        """The recent entries numbered after `seq`, oldest first."""
+        newer: list[Entry] = []
+        for entry in reversed(self.entries):
+            if entry.seq <= seq:
+                break
+            newer.append(entry)
+        newer.reverse()
+        return newer
+
+    def forget_after(self, seq: int) -> None:
+        """Take back the entries numbered after `seq` (their change was not committed)."""
+        while self.entries and self.entries[-1].seq > seq:
+            self.entries.pop()
+        self.last_seq = seq
+
+    def resume(self, last_seq: int) -> None:
+        """Continue the numbering the store holds (another process may have written since)."""
+        if last_seq != self.last_seq:
+            self.entries.clear()
+            self.last_seq = last_seq

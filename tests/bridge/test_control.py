@@ -232,3 +232,35 @@ def test_a_restart_shows_as_a_gap_in_attendance() -> None:
     c.set_presence("dn", Presence.LIVE, 600.0)
     c.set_presence("dn", Presence.OFFLINE, 700.0)
     assert c.control.attendance.sites["dn"].intervals == [[600.0, 700.0]], "after the restart: as usual"
+
+
+def test_program_and_talk_time_are_state_and_survive_a_reload() -> None:
+    """Program and talk time are counted by the state's own changes (not by a clock beside it),
+    so what the store holds, read back, reports the same times."""
+    from bridge.state_codec import load_document, to_document
+
+    c = conference()
+    c.tick(100.0)  # the hall is on the program from here
+    c.apply(MOD, FloorGrant("hn"), 130.0)
+    c.set_dominant("hn", 131.0)
+    c.set_dominant("dn", 151.0)
+    c.apply(MOD, FloorRelease("hn"), 190.0)
+    rows = {r["site_id"]: r for r in c.control.attendance.rows([], 200.0)}
+    assert (rows["hall"]["program_s"], rows["hn"]["program_s"]) == (40, 60)
+    assert (rows["hn"]["talk_s"], rows["dn"]["talk_s"]) == (20, 49), "the running part counts"
+    again = conference()
+    load_document(again, to_document(c))
+    assert again.control.attendance.rows([], 200.0) == c.control.attendance.rows([], 200.0)
+
+
+def test_recording_is_one_at_a_time_and_audited() -> None:
+    c = conference()
+    tech = Actor(Role.TECHNICIAN, None, "technician")
+    c.start_recording("a.mkv", 1.0, tech)
+    with pytest.raises(Refused) as refused:
+        c.start_recording("b.mkv", 1.0, tech)
+    assert refused.value.code == "conflict" and c.recording and c.recording["file"] == "a.mkv"
+    c.stop_recording(2.0, tech)
+    assert [(e.action, e.target, e.result) for e in c.audit.entries] == [
+        ("record:start", "a.mkv", "ok"), ("record:start", "b.mkv", "conflict"),
+        ("record:stop", "a.mkv", "ok")]

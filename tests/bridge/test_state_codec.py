@@ -18,7 +18,7 @@ def scripted() -> Conference:
     clock = itertools.count(1000)
     for step in SCRIPT:
         step(conference, float(next(clock)))
-    conference.control.attendance.add_program("stttt-da-nang", 3.0)
+    conference.control.attendance.talker_is("stttt-da-nang", 2000.0)
     return conference
 
 

@@ -51,7 +51,7 @@ async def test_the_speaking_site_becomes_the_program_and_a_click_does_not(server
         b.audio.click()  # a click in the silence: still not a speaker
         await asyncio.sleep(2.0)
         assert conference.program == A, "silence keeps the last speaker"
-        talk = conference.control.attendance.sites[A].talk_s
+        talk = conference.control.attendance.talk_s(A, time.time())
         assert talk > 1.0
     finally:
         for p in (hall, a, b, moderator):

@@ -154,3 +154,18 @@ async def test_attendance_report_over_http(server: RunningServer) -> None:
                 assert response.status == 401
             async with http.get(url + "?format=pdf", headers=auth) as response:
                 assert response.status == 400
+
+
+async def test_state_get_answers_its_caller_only(server: RunningServer) -> None:
+    """Any page may ask for the state as often as it likes: nobody else receives anything."""
+    async with Client(server, Role.OBSERVER) as observer, Client(server, Role.SITE, SITE) as site, \
+            Client(server, Role.MODERATOR) as moderator:
+        snapshots: list[dict[str, Any]] = []
+        for c in (site, moderator):
+            c.sio.on("state:snapshot", snapshots.append)
+        for _ in range(3):
+            reply = await observer.call("state:get", {})
+            assert reply["ok"] and reply["state"]["version"] == server.bridge.conference.version
+        assert (await moderator.call("mute:all", {}))["ok"]  # a patch after them, in order
+        assert await wait_until(lambda: bool(site.states) and "mutes" in site.states[-1], 5)
+        assert snapshots == []

@@ -24,16 +24,16 @@ class GatedStore(MemoryStore):
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def commit(self, base_version: int, document: dict[str, Any],
+    async def commit(self, base_version: int, base_audit_seq: int, document: dict[str, Any] | None,
                      audit: list[dict[str, Any]]) -> None:
         await self.gate.wait()
-        await super().commit(base_version, document, audit)
+        await super().commit(base_version, base_audit_seq, document, audit)
 
 
 async def started(store: MemoryStore) -> tuple[StateKeeper, Conference, list[dict[str, Any]]]:
     conference = Conference(load_settings(env={}).conference.id, "t", ROSTER)
     patches: list[dict[str, Any]] = []
-    keeper = StateKeeper(conference, store, patches.append, lambda: None)
+    keeper = StateKeeper(conference, store, patches.append, lambda announce: None)
     await keeper.start()
     return keeper, conference, patches
 

@@ -67,7 +67,7 @@ SCRIPT: list[Callable[[Conference, float], Any]] = [
 async def run_script(store: StateStore) -> Conference:
     ticks = itertools.count(1000)
     conference = Conference(CONF, "Hội nghị", ROSTER)
-    keeper = StateKeeper(conference, store, lambda patch: None, lambda: None,
+    keeper = StateKeeper(conference, store, lambda patch: None, lambda announce: None,
                          clock=lambda: float(next(ticks)))
     await keeper.start()
     try:
@@ -86,12 +86,14 @@ async def test_same_meeting_same_state_from_both_stores(prefix: str) -> None:
     assert on_redis.version == len(SCRIPT) + 0 and on_redis.program == DN
     reread = RedisStore(REDIS_URL, prefix, CONF)
     stored = await reread.load()
+    rows = await reread.audit(0)
     await reread.close()
     assert stored is not None
     fresh = Conference(CONF, "Hội nghị", ROSTER)
     load_document(fresh, stored.document)
     assert to_document(fresh) == to_document(memory), "what Redis holds is the whole state"
-    assert [row["action"] for row in stored.audit] == [e.action for e in memory.audit.entries]
+    assert [row["action"] for row in rows] == [e.action for e in memory.audit.entries]
+    assert [row["seq"] for row in rows] == list(range(1, stored.audit_seq + 1)), "numbered 1, 2, …"
 
 
 class Client:
@@ -236,3 +238,60 @@ async def test_redis_away_for_10_s(tmp_path: Path, private_redis: tuple[str, Pat
         redis_proc.wait(10)
         subprocess.run(["true"])
 
+
+
+async def test_every_audited_action_survives_a_restart_with_unique_numbers(tmp_path: Path,
+                                                                          prefix: str) -> None:
+    """Applied and refused actions of every kind (by role, by payload, by the rules), program,
+    mode, listen-in and recording: all in `audit:get`, numbered 1, 2, … — after `state:get`
+    (which tells nobody else anything), and after kill -9 and a restart on Redis."""
+    tokens = tokens_for(tmp_path)
+    server = ServerProcess(tmp_path, prefix)
+    await server.start()
+    try:
+        async with Client(server.url, tokens.issue(Role.MODERATOR)) as mod, \
+                Client(server.url, tokens.issue(Role.TECHNICIAN)) as tech, \
+                Client(server.url, tokens.issue(Role.OBSERVER)) as observer, \
+                Client(server.url, tokens.issue(Role.SITE, HN)) as hn:
+            steps = [
+                (hn, "floor:grant", {"site": HN}, "forbidden"),  # by role
+                (observer, "mute:all", {}, "forbidden"),
+                (mod, "record:start", {}, "forbidden"),
+                (mod, "floor:grant", {"site": HN, "limit_s": 5}, "bad_request"),  # by payload
+                (mod, "floor:revoke", {"site": HN}, "conflict"),  # by the rules
+                (hn, "floor:request", {}, "ok"),
+                (mod, "floor:grant", {"site": HN}, "ok"),
+                (mod, "program:set", {"site": DN}, "ok"),
+                (mod, "program:mode", {"mode": "floor"}, "ok"),
+                (tech, "listen:set", {"site": CT}, "ok"),
+                (tech, "record:start", {}, "ok"),
+                (tech, "record:start", {}, "conflict"),
+                (tech, "record:stop", {}, "ok"),
+            ]
+            for client, event, payload, result in steps:
+                reply = await client.call(event, payload)
+                code = "ok" if reply["ok"] else reply["error"]["code"]
+                assert code == result, (event, reply)
+            audit = (await mod.call("audit:get", {}))["entries"]
+            actions = [(e["action"], e["result"]) for e in audit if e["action"] in {s[1] for s in steps}]
+            assert actions == [(event, result) for _, event, _, result in steps]
+            snapshots = [len(c.snapshots) for c in (mod, tech, hn)]
+            for _ in range(3):
+                assert (await observer.call("state:get", {}))["ok"]
+            await asyncio.sleep(0.5)
+            assert [len(c.snapshots) for c in (mod, tech, hn)] == snapshots, \
+                "state:get answers its caller only"
+            assert (await mod.call("audit:get", {}))["entries"] == audit, "state:get erased nothing"
+            server.kill()
+        await server.start()
+        async with Client(server.url, tokens.issue(Role.MODERATOR)) as mod, \
+                Client(server.url, tokens.issue(Role.SITE, HN)) as hn:
+            assert not (await hn.call("mute:all", {}))["ok"]
+            after = (await mod.call("audit:get", {}))["entries"]
+            assert after[: len(audit)] == audit, "every entry kept across the restart"
+            assert [e["seq"] for e in after] == list(range(1, len(after) + 1)), "unique, increasing"
+            assert (after[-1]["action"], after[-1]["result"]) == ("mute:all", "forbidden")
+            latest = (await mod.call("audit:get", {"latest": 2}))["entries"]
+            assert latest == after[-2:]
+    finally:
+        server.stop()
