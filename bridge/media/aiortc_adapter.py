@@ -324,6 +324,17 @@ class PeerLink:
         sdp = filter_candidates(offer_sdp, self._policy.remote_networks)
         if "a=group:BUNDLE" not in sdp:
             raise OfferRefused("the offer must bundle its m-lines (a=group:BUNDLE): one transport")
+        offered = [line[2:].split(" ", 1)[0] for line in sdp.splitlines() if line.startswith("m=")]
+        if offered != [line.kind for line in lines]:
+            expected = ", ".join(line.kind for line in lines)
+            raise OfferRefused(f"the offer must have {len(lines)} m-lines in this order: {expected}")
+        # the transceivers exist before the offer is applied, so that it is negotiated against
+        # their codec preferences: the answer names Opus, VP8 and RTX only
+        for line in lines:
+            caps = RTCRtpSender.getCapabilities(line.kind).codecs
+            wanted = (FORWARDED_CODECS[line.kind], f"{line.kind}/rtx")
+            self._pc.addTransceiver(line.kind, direction="inactive").setCodecPreferences(
+                [c for c in caps if c.mimeType in wanted])
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:  # aiortc reports malformed SDP with all sorts of exceptions
@@ -344,9 +355,6 @@ class PeerLink:
 
     def _prepare(self, transceiver: Any, line: LinePlan) -> None:
         kind = transceiver.kind
-        caps = RTCRtpSender.getCapabilities(kind).codecs
-        wanted = (FORWARDED_CODECS[kind], f"{kind}/rtx")
-        transceiver.setCodecPreferences([c for c in caps if c.mimeType in wanted])
         if line.slot is not None:
             transceiver.sender.replaceTrack(HoldTrack(kind))
             if line.slot.startswith("program-"):  # program audio and video: one stream, lip sync

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
+from bridge.media.policy import layout
 from bridge.media.rtp import vp8_is_keyframe_start, vp8_picture_id
 from bridge.roles import Role
 from signaling.simulate import SimulatedParticipant
@@ -114,3 +116,26 @@ async def test_program_set_needs_a_console_role_and_a_roster_site(server: Runnin
     finally:
         await site.close()
         await moderator.close()
+
+
+async def test_the_answer_offers_opus_vp8_and_rtx_only(server: RunningServer) -> None:
+    """A client offering every codec it has (as browsers do: G722, PCMU, H.264, …) gets an
+    answer that names only what the bridge forwards: Opus, VP8 and RTX."""
+    lines = layout(Role.SITE, [])
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    try:
+        for line in lines:
+            pc.addTransceiver(line.kind, direction="sendrecv" if line.send else "recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        offered = rtpmaps(pc.localDescription.sdp)
+        assert {"pcmu", "h264"} <= offered, "the test's offer names more than the bridge forwards"
+        answer = await server.bridge.hub.offer("stttt-an-giang", lines, pc.localDescription.sdp)
+        assert rtpmaps(answer) == {"opus", "vp8", "rtx"}, answer
+    finally:
+        await pc.close()
+        await server.bridge.hub.leave("stttt-an-giang")
+
+
+def rtpmaps(sdp: str) -> set[str]:
+    return {line.split(" ", 1)[1].split("/")[0].lower()
+            for line in sdp.splitlines() if line.startswith("a=rtpmap:")}
