@@ -18,7 +18,7 @@ from bridge.roles import Role
 from bridge.roster import load_roster
 from signaling.app import create_app
 from signaling.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
-from signaling.tokens import RevocationList, TokenAuthority, load_secret, token_id
+from signaling.tokens import RevocationList, SecretError, TokenAuthority, load_secret, token_id
 
 
 def authority(settings: Settings) -> TokenAuthority:
@@ -166,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, OSError) as exc:
         print(f"hallbridge: settings: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _run(args, settings)
+    except SecretError as exc:
+        print(f"hallbridge: {settings.tokens.secret_env}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         cmd_serve(settings)
     elif args.command == "links":

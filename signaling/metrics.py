@@ -52,7 +52,19 @@ class BridgeCollector(Collector):
                  "Packets a site could not take"),
                 ("packets_muted", router.stats.muted, "Audio packets of muted sites dropped"),
                 ("keyframe_requests", router.stats.keyframe_requests, "PLIs sent to publishers"),
-                ("retransmissions", router.stats.retransmitted, "Packets resent after NACK")):
+                ("retransmissions", router.stats.retransmitted, "Packets resent after NACK"),
+                ("unrepairable_nacks", router.stats.unrepairable_nacks,
+                 "NACKs for packets gone or too old: answered with a keyframe"),
+                ("backlog_dropped", router.stats.backlog_dropped,
+                 "Incoming packets dropped: the fan-out backlog was full"),
+                ("ignored_packets", b.hub.ignored_packets,
+                 "Packets on a peer connection that were neither RTP nor RTCP of it"),
+                ("broadcasts_dropped", b.broadcaster.dropped,
+                 "State patches not sent: the broadcast queue was full (clients resync)"),
+                ("rate_limited_events", b.namespace.rate_limited,
+                 "Client events refused: a page sent too many"),
+                ("audit_unstored", service.keeper.audit_unstored,
+                 "Audit entries of refusals made while the store was away")):
             yield CounterMetricFamily(f"hallbridge_{name}", text, value=value)
         loss = GaugeMetricFamily("hallbridge_site_loss_ratio", "Packet loss of a site (worst way)",
                                  labels=["site"])

@@ -54,6 +54,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._identities: dict[str, Identity] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self.latency: Callable[[str, float], None] = lambda event, seconds: None  # metrics hook
+        self.rate_limited = 0  # events refused by the rate limit (not audited: that would amplify)
         self._site_sid: dict[str, str] = {}  # site id -> the connection that holds its slot
         self._events: dict[str, Handler] = {
             "media:offer": self._do_media_offer, "media:leave": self._do_media_leave,
@@ -119,6 +120,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if bucket is None:
             bucket = self._buckets[sid] = TokenBucket(*self._rate, tokens=self._rate[1])
         if not bucket.allow(time.monotonic()):
+            self.rate_limited += 1
             return WireError("rate_limited", "too many events from this page: slow down").to_wire()
         started = time.perf_counter()
         try:

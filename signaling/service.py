@@ -19,7 +19,7 @@ from bridge.conference import Actor, Conference, Presence
 from bridge.control import Refused
 from bridge.control.commands import Command
 from bridge.control.rollcall import Evidence
-from bridge.media.hub import MediaHub
+from bridge.media.hub import LOST_AFTER_S, MediaHub
 from bridge.media.policy import Scene
 from bridge.media.recorder import RecordingSummary
 from bridge.media.speaker import DominantSpeaker, SpeakerParams
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 CLOCK_S = 1.0
 STATS_S = 0.5  # how often the consoles get levels and network health
 POOR = {"loss": 0.03, "jitter_ms": 30.0, "rtt_ms": 300.0}  # above any: the network is poor
-LOST_AFTER_S = 3.0  # live, but nothing received for this long: lost
 AUDIO_FRESH_S = 5.0  # audio seen within this long counts as "heard" for roll-call evidence
 
 

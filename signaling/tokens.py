@@ -18,6 +18,13 @@ ALGORITHM = "HS256"
 ISSUER = "hallbridge"
 
 
+class SecretError(ValueError):
+    """The token secret is unusable (too short): a clear message, no traceback."""
+
+
+MIN_SECRET_BYTES = 32
+
+
 class TokenError(ValueError):
     """The token is missing, malformed, expired, tampered with, or for another conference."""
 
@@ -35,8 +42,10 @@ class Identity:
 class TokenAuthority:
     def __init__(self, secret: bytes, conference_id: str, roster: Roster,
                  revoked: RevocationList | None = None) -> None:
-        if len(secret) < 32:
-            raise ValueError("token secret must be at least 32 bytes")
+        if len(secret) < MIN_SECRET_BYTES:
+            raise SecretError(f"the token secret must be at least {MIN_SECRET_BYTES} bytes "
+                              f"(it has {len(secret)}): set a longer one, e.g. "
+                              "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
         self._revoked = revoked
         self._secret = secret
         self._conference = conference_id

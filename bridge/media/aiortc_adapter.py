@@ -280,7 +280,6 @@ class PeerLink:
 
     def __init__(self, participant_id: str, policy: IcePolicy, listener: PeerListener,
                  on_state: Callable[[str], None], outbox: Outbox | None = None) -> None:
-        restrict_host_addresses(policy.host_addresses)
         servers = [RTCIceServer(urls=url) for url in policy.servers]
         self._pid = participant_id
         # max-bundle: one transport for every m-line (aiortc's "balanced" strands the extra

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bridge.media.aiortc_adapter import IcePolicy, Outbox, PeerLink
+from bridge.media.aiortc_adapter import IcePolicy, Outbox, PeerLink, restrict_host_addresses
 from bridge.media.policy import Line, Scene, quality_for
 from bridge.media.recorder import Recorder, RecordingSummary
 from bridge.media.router import MediaRouter
@@ -58,6 +58,7 @@ class MediaHub:
         self._locks: dict[str, asyncio.Lock] = {}
         self._quality: dict[str, str] = {}
         self.membership_changes = 0  # peer connections opened or closed so far
+        self._ignored_closed = 0  # packets the closed links ignored
         self._task: asyncio.Task[None] | None = None
         self._recorder: Recorder | None = None
         self._silent: set[str] = set()  # connected, but nothing heard for LOST_AFTER_S
@@ -72,7 +73,13 @@ class MediaHub:
     def link_count(self) -> int:
         return len(self._links)
 
+    @property
+    def ignored_packets(self) -> int:
+        """Packets every link, open or closed, received but could not use."""
+        return self._ignored_closed + sum(link.ignored_packets for link in self._links.values())
+
     def start(self) -> None:
+        restrict_host_addresses(self._policy.host_addresses)  # once, for the whole process
         self._task = asyncio.create_task(self._report_loop(), name="rtcp-reports")
 
     async def offer(self, participant_id: str, lines: Sequence[Line], sdp: str) -> str:
@@ -144,6 +151,7 @@ class MediaHub:
         self._silent.discard(participant_id)
         if link is None:
             return
+        self._ignored_closed += link.ignored_packets
         self._router.remove(participant_id)
         await link.close()
 

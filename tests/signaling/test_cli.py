@@ -53,3 +53,14 @@ async def test_unknown_setting_stops_the_start_with_its_name(tmp_path: Path, set
     bad.write_text("[server]\nhots = '127.0.0.1'\n", encoding="utf-8")
     code, _, err = await run_cli(settings, "--config", str(bad), "serve", timeout=20)
     assert code == 2 and "server.hots" in err
+
+
+async def test_a_short_secret_is_a_clear_error_not_a_traceback(settings: Settings) -> None:
+    env = cli_env(settings)
+    env[settings.tokens.secret_env] = "too-short"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "signaling.cli", "links", cwd=REPO_ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2 and out == b""
+    assert "at least 32 bytes" in err.decode() and "Traceback" not in err.decode()
