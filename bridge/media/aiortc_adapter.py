@@ -1,9 +1,12 @@
 """The one module that touches aiortc/aioice internals (aiortc 1.16, aioice 0.13).
 
 A `PeerLink` is one participant's RTCPeerConnection, tapped at the RTP level:
-- incoming SRTP-decrypted RTP/RTCP is taken at `RTCDtlsTransport._handle_rtp_data/_rtcp_data`
-  and handed to a listener as raw bytes (aiortc's receive path, jitter buffer and decoder are
-  skipped: forwarding needs none of them);
+- incoming SRTP packets are taken at the ICE connection's `data_received` callback (the socket
+  callback), unprotected with the DTLS transport's `_rx_srtp` session and handed to a listener as
+  raw bytes (aiortc's receive path, jitter buffer and decoder are skipped: forwarding needs none
+  of them); DTLS and anything before the keys go the stock way;
+- the answer's SSRCs are the senders' `_ssrc` / `_rtx_ssrc`, the program slots share one
+  `_stream_id` (lip sync), and connectivity checks are guarded on `iceGatherer._connection`;
 - outgoing program packets are SRTP-protected with the transport's session and gathered in an
   `Outbox` for the rest of the loop turn, then written straight to the nominated ICE pair's
   socket: a run of equal-size packets (a video frame) to one site is one UDP GSO write, one

@@ -12,6 +12,7 @@ import struct
 import aioice
 import aioice.ice
 import aiortc
+import aiortc.rtcicetransport
 import pytest
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -34,13 +35,17 @@ def test_versions_are_the_tested_ones() -> None:
     assert aioice.__version__.startswith("0.13."), f"aioice {aioice.__version__}: adapter tested on 0.13"
 
 
-def test_dtls_transport_hands_decrypted_packets_to_instance_hooks() -> None:
-    assert params(RTCDtlsTransport._handle_rtp_data) == ["self", "data", "arrival_time_ms"]
-    assert params(RTCDtlsTransport._handle_rtcp_data) == ["self", "data"]
-    recv = source(RTCDtlsTransport._recv_next)
-    assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv
-    assert "await self._handle_rtcp_data(data)" in recv
+def test_the_socket_callback_and_srtp_sessions_the_tap_uses() -> None:
+    """PeerLink._tap replaces `Connection.data_received(data, component)` per connection and
+    unprotects with `RTCDtlsTransport._rx_srtp`; sending protects with `_tx_srtp`."""
+    assert params(aioice.Connection.data_received) == ["self", "data", "component"]
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in source(
+        aioice.ice.StunProtocol.datagram_received), "the socket callback the tap replaces moved"
+    init = source(RTCDtlsTransport.__init__)
+    assert "self._rx_srtp" in init and "self._tx_srtp" in init
+    assert "self._rx_srtp.unprotect" in source(RTCDtlsTransport)
     assert "self._tx_srtp" in source(RTCDtlsTransport._send_rtp), "SRTP session attribute moved"
+    assert "self._connection = Connection(" in source(aiortc.rtcicetransport.RTCIceGatherer.__init__)
 
 
 def test_ice_internals_used_for_sending_and_guarding() -> None:
@@ -61,7 +66,9 @@ def test_sender_and_transceiver_fields() -> None:
     assert "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())" in source(RTCRtpSender.send)
     stop = source(RTCRtpSender.stop)
     assert "self.__rtcp_started.wait()" in stop and "self.__rtcp_exited.wait()" in stop
-    assert "self._ssrc = " in source(RTCRtpSender.__init__)
+    sender = source(RTCRtpSender.__init__)
+    assert "self._ssrc = " in sender and "self._rtx_ssrc = " in sender
+    assert "self._stream_id = " in sender, "the program slots' shared stream id moved"
     init = source(RTCRtpTransceiver.__init__)
     assert "self._codecs" in init and "self._headerExtensions" in init
 
