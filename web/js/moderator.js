@@ -68,8 +68,9 @@ function render() {
 
 async function refreshAudit() {
   try {
-    const reply = await client.request("audit:get", { since: 0 });
-    $("audit").replaceChildren(...reply.entries.slice(-30).reverse().map((e) => {
+    // the last 30 of the whole meeting (since 0 would give its first 1000)
+    const reply = await client.request("audit:get", { latest: 30 });
+    $("audit").replaceChildren(...reply.entries.slice().reverse().map((e) => {
       const li = document.createElement("li");
       li.textContent = `${new Date(e.at * 1000).toLocaleTimeString()} ${e.actor} ${e.action} ${e.target} → ${e.result}`;
       return li;
