@@ -14,7 +14,7 @@ from bridge.conference import Conference
 from bridge.control.floor import FloorRules
 from bridge.media.aiortc_adapter import IcePolicy
 from bridge.media.hub import MediaHub
-from bridge.media.policy import HIGH, THUMBNAIL, Scene
+from bridge.media.policy import Scene
 from bridge.media.router import MediaRouter
 from bridge.media.sdp import parse_networks
 from bridge.media.speaker import SpeakerParams
@@ -87,8 +87,7 @@ def build_bridge(settings: Settings) -> Bridge:
     policy = IcePolicy(settings.ice.servers, settings.ice.host_addresses,
                        parse_networks(settings.ice.remote_networks))
     relay = _MediaEvents()
-    bitrates = {HIGH: settings.media.program_max_kbps * 1000,
-                THUMBNAIL: settings.media.thumbnail_max_kbps * 1000}
+    bitrates = {level: q["maxBitrate"] for level, q in settings.media.ladder().items()}
     router = MediaRouter(Scene(roster.hall.id, conference.program),
                          settings.media.pli_interval_ms / 1000, bitrates_bps=bitrates)
     hub = MediaHub(policy, router, relay)

@@ -17,7 +17,7 @@ import socketio
 
 from bridge.conference import Presence
 from bridge.control import Refused
-from bridge.media.policy import THUMBNAIL, layout
+from bridge.media.policy import layout
 from bridge.permissions import AUDITED, allowed
 from bridge.roles import Role
 from signaling.ratelimit import TokenBucket
@@ -244,13 +244,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return layout(identity.role, (s.id for s in self._conference.roster.remote_sites()))
 
     def _quality(self, level: str) -> dict[str, Any]:
-        m = self._media
-        if level == THUMBNAIL:
-            return {"level": level, "maxBitrate": m.thumbnail_max_kbps * 1000,
-                    "maxFramerate": m.thumbnail_fps, "width": m.thumbnail_width,
-                    "height": m.thumbnail_height}
-        return {"level": level, "maxBitrate": m.program_max_kbps * 1000,
-                "maxFramerate": m.program_fps, "width": m.program_width, "height": m.program_height}
+        return {"level": level, **self._media.ladder()[level]}
 
     def _presence(self, site_id: str, presence: Presence) -> None:
         self._service.presence(site_id, presence)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.media.policy import HIGH, THUMBNAIL
+
 ENV_PREFIX = "HALLBRIDGE__"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "hallbridge.toml"
@@ -74,6 +76,17 @@ class MediaSettings:
     thumbnail_height: int = 180
     thumbnail_fps: int = 15
     pli_interval_ms: int = 500
+
+    def ladder(self) -> dict[str, dict[str, int]]:
+        """What a publisher sends at each level (`media:quality`); the router's REMB caps use
+        the same bitrates."""
+        return {
+            HIGH: {"maxBitrate": self.program_max_kbps * 1000, "maxFramerate": self.program_fps,
+                     "width": self.program_width, "height": self.program_height},
+            THUMBNAIL: {"maxBitrate": self.thumbnail_max_kbps * 1000,
+                          "maxFramerate": self.thumbnail_fps, "width": self.thumbnail_width,
+                          "height": self.thumbnail_height},
+        }
 
 
 @dataclass(frozen=True, slots=True)
