@@ -75,14 +75,10 @@ class Attendance:
         self.talking = None if site is None or site not in self.sites else (site, now)
 
     def talk_s(self, site: str, now: float) -> float:
-        running = self.talking
-        extra = now - running[1] if running is not None and running[0] == site else 0.0
-        return self.sites[site].talk_s + max(0.0, extra)
+        return self.sites[site].talk_s + _running(self.talking, site, now)
 
     def program_s(self, site: str, now: float) -> float:
-        running = self.on_air
-        extra = now - running[1] if running is not None and running[0] == site else 0.0
-        return self.sites[site].program_s + max(0.0, extra)
+        return self.sites[site].program_s + _running(self.on_air, site, now)
 
     def rows(self, rollcalls: list[RollCall], now: float) -> list[dict[str, Any]]:
         out = []
@@ -152,3 +148,8 @@ def _clock(t: float | None) -> str:
 def _answer(a: Any) -> str:
     extra = a.name or a.reason
     return f"{a.status}{' (' + extra + ')' if extra else ''}"
+
+
+def _running(since: tuple[str, float] | None, site: str, now: float) -> float:
+    """Seconds of the running stretch `since` (site, start) that count for `site`."""
+    return max(0.0, now - since[1]) if since is not None and since[0] == site else 0.0

@@ -8,9 +8,8 @@ from itertools import pairwise
 
 import pytest
 
-from bridge.roles import Role
 from tests.conftest import RunningServer
-from tests.media.helpers import wait_until
+from tests.media.helpers import small_meeting, wait_until
 from tests.media.taps import tap
 
 pytestmark = pytest.mark.media
@@ -18,15 +17,7 @@ A, B = "stttt-an-giang", "stttt-binh-dinh"
 
 
 async def test_granted_site_is_heard_and_seen_then_muted_on_release(server: RunningServer) -> None:
-    hall = server.participant(Role.HALL)
-    a = server.participant(Role.SITE, A, width=320, height=180, fps=15)
-    b = server.participant(Role.SITE, B, width=320, height=180, fps=15)
-    moderator = server.participant(Role.MODERATOR, publish=False)
-    try:
-        for p in (hall, a, b):
-            await p.connect()
-            await p.join_media()
-        await moderator.connect()
+    async with small_meeting(server, A, B) as (hall, a, b, moderator):
         heard_by_b, heard_by_hall = tap(b, "program-audio"), tap(hall, "program-audio")
         assert (await a.call("floor:request", {"topic": "Ý kiến"}))["ok"]
         await asyncio.sleep(0.5)
@@ -42,9 +33,6 @@ async def test_granted_site_is_heard_and_seen_then_muted_on_release(server: Runn
         dropped = router.stats.muted
         await asyncio.sleep(1.0)
         assert router.stats.muted > dropped + 40, "A's audio is dropped in the bridge"
-    finally:
-        for p in (hall, a, b, moderator):
-            await p.close()
 
 
 def gaps(sequences: list[int]) -> list[tuple[int, int]]:
@@ -55,15 +43,7 @@ def gaps(sequences: list[int]) -> list[tuple[int, int]]:
 async def test_a_slot_resumed_after_each_revoke_continues_its_numbering(server: RunningServer) -> None:
     """Ten revoke/grant cycles: the hall's picture comes back within half a second each time, and
     no receiver sees a jump in any slot's numbering (a jump is a gap nobody can repair)."""
-    hall = server.participant(Role.HALL, width=320, height=180, fps=15)
-    a = server.participant(Role.SITE, A, width=320, height=180, fps=15)
-    b = server.participant(Role.SITE, B, width=320, height=180, fps=15)
-    moderator = server.participant(Role.MODERATOR, publish=False)
-    try:
-        for p in (hall, a, b):
-            await p.connect()
-            await p.join_media()
-        await moderator.connect()
+    async with small_meeting(server, A, B, width=320, height=180, fps=15) as (hall, a, b, moderator):
         picture, sound = tap(hall, "program-video"), tap(hall, "program-audio")
         hall_heard_by_b = tap(b, "hall-audio")
         late: list[float] = []
@@ -84,6 +64,3 @@ async def test_a_slot_resumed_after_each_revoke_continues_its_numbering(server: 
             sequences = [s for s, pt in zip(seen.sequences, seen.payload_types, strict=True) if pt == main]
             assert len(sequences) > 50, name
             assert gaps(sequences) == [], f"{name} skipped numbers"
-    finally:
-        for p in (hall, a, b, moderator):
-            await p.close()

@@ -9,22 +9,14 @@ import pytest
 
 from bridge.roles import Role
 from tests.conftest import RunningServer
-from tests.media.helpers import wait_until
+from tests.media.helpers import small_meeting, wait_until
 
 pytestmark = pytest.mark.media
 A, B = "stttt-tay-ninh", "stttt-soc-trang"
 
 
 async def test_the_speaking_site_becomes_the_program_and_a_click_does_not(server: RunningServer) -> None:
-    hall = server.participant(Role.HALL)
-    a = server.participant(Role.SITE, A, width=320, height=180, fps=15)
-    b = server.participant(Role.SITE, B, width=320, height=180, fps=15)
-    moderator = server.participant(Role.MODERATOR, publish=False)
-    try:
-        for p in (hall, a, b):
-            await p.connect()
-            await p.join_media()
-        await moderator.connect()
+    async with small_meeting(server, A, B) as (hall, a, b, moderator):
         for p in (hall, a, b):
             assert p.audio is not None
             p.audio.pattern = "silence"
@@ -53,9 +45,6 @@ async def test_the_speaking_site_becomes_the_program_and_a_click_does_not(server
         assert conference.program == A, "silence keeps the last speaker"
         talk = conference.control.attendance.talk_s(A, time.time())
         assert talk > 1.0
-    finally:
-        for p in (hall, a, b, moderator):
-            await p.close()
 
 
 async def test_mode_changes_are_for_the_console_only(server: RunningServer) -> None:
