@@ -64,8 +64,21 @@ def cmd_links(settings: Settings, role: str | None) -> None:
             print(f"{label}\t{url}")
 
 
+class SimulatorMissing(Exception):
+    """The simulator's extra (Pillow, rich) is not installed: the server itself does not need it."""
+
+
+def _need_simulator() -> None:
+    try:
+        import PIL  # noqa: F401
+        import rich  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise SimulatorMissing(f"the simulator needs {exc.name}: pip install 'hallbridge[sim]'") from None
+
+
 def cmd_simulate(settings: Settings, url: str, sites: int, seconds: float, hall: bool) -> None:
-    from signaling.simulate import run_simulation
+    _need_simulator()
+    from bench.sim.simulate import run_simulation
 
     tokens = authority(settings)
     roster = load_roster(settings.roster_path())
@@ -76,8 +89,9 @@ def cmd_simulate(settings: Settings, url: str, sites: int, seconds: float, hall:
 
 
 def cmd_rehearse(settings: Settings, url: str, name: str, out: Path | None) -> int:
-    from signaling.rehearsal import Rehearsal, make_display, save
-    from signaling.scenario import ScenarioError, load_scenario
+    _need_simulator()
+    from bench.sim.rehearsal import Rehearsal, make_display, save
+    from bench.sim.scenario import ScenarioError, load_scenario
 
     roster = load_roster(settings.roster_path())
     try:
@@ -102,6 +116,7 @@ def cmd_rehearse(settings: Settings, url: str, name: str, out: Path | None) -> i
 
 def cmd_demo(settings: Settings, config: Path, sites: int) -> None:
     """Serve, plus a simulated hall and `sites` simulated sites in a second process."""
+    _need_simulator()
     env = dict(os.environ)
     sim = subprocess.Popen(  # started first; it waits for the server below to answer
         [sys.executable, "-m", "signaling.cli", "--config", str(config), "simulate",
@@ -170,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, settings)
     except SecretError as exc:
         print(f"hallbridge: {settings.tokens.secret_env}: {exc}", file=sys.stderr)
+        return 2
+    except SimulatorMissing as exc:
+        print(f"hallbridge: {exc}", file=sys.stderr)
         return 2
 
 

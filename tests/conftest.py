@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from bench.sim.simulate import SimulatedParticipant
 from bridge.roles import Role
 from signaling.app import BRIDGE, Bridge, create_app
 from signaling.settings import Settings, load_settings
-from signaling.simulate import SimulatedParticipant
 
 
 def free_port() -> int:

@@ -4,8 +4,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
+from bench.sim.simulate import SimulatedParticipant
 from bridge.roles import Role
-from signaling.simulate import SimulatedParticipant
 from tests.conftest import RunningServer
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiortc.rtp import RtcpSrPacket
 
+from bench.sim.simulate import SimulatedParticipant
 from bridge.media.rtp import vp8_is_keyframe_start
-from signaling.simulate import SimulatedParticipant
 
 
 @dataclass

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiortc.codecs import vpx
 
+from bench.sim.simulate import SimulatedParticipant
 from bridge.roles import Role
-from signaling.simulate import SimulatedParticipant
 from tests.conftest import RunningServer
 from tests.media.helpers import wait_until
 from tests.media.taps import receiver_of, tap

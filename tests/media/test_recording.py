@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import pytest
 
+from bench.sim.synthetic import read_code
 from bridge.roles import Role
-from signaling.synthetic import read_code
 from tests.conftest import RunningServer
 from tests.media.helpers import wait_until
 

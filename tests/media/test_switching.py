@@ -7,10 +7,10 @@ import time
 import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
+from bench.sim.simulate import SimulatedParticipant
 from bridge.media.policy import layout
 from bridge.media.rtp import vp8_is_keyframe_start, vp8_picture_id
 from bridge.roles import Role
-from signaling.simulate import SimulatedParticipant
 from tests.conftest import RunningServer
 from tests.media.helpers import wait_until
 

@@ -28,10 +28,10 @@ import aiohttp
 import socketio
 from aiohttp import web
 
+from bench.sim.simulate import SimulatedParticipant
 from bridge.roles import Role
 from signaling.app import BRIDGE, create_app
 from signaling.settings import REPO_ROOT, load_settings
-from signaling.simulate import SimulatedParticipant
 from tests.media.helpers import wait_until
 
 LOST_ADDRESS = "127.0.0.2"

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from signaling.simulate import SimulatedParticipant
+from bench.sim.simulate import SimulatedParticipant
 
 STATUS_EVERY_S = 0.25
 

@@ -15,10 +15,10 @@ import aiohttp
 import psutil
 import socketio
 
+from bench.sim.simulate import SimulatedParticipant
 from bridge.roles import Role
 from bridge.roster import load_roster
 from signaling.settings import REPO_ROOT, load_settings
-from signaling.simulate import SimulatedParticipant
 from signaling.tokens import TokenAuthority, load_secret
 from tests.conftest import free_port
 from tests.media.helpers import wait_until

@@ -64,3 +64,41 @@ async def test_a_short_secret_is_a_clear_error_not_a_traceback(settings: Setting
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2 and out == b""
     assert "at least 32 bytes" in err.decode() and "Traceback" not in err.decode()
+
+
+# the interpreter as it would be without the `sim` extra: Pillow and rich cannot be imported
+WITHOUT_SIM = ("import sys; sys.modules['PIL'] = None; sys.modules['rich'] = None; "
+               "from signaling.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+async def test_the_server_runs_without_the_simulator_and_simulate_says_what_is_missing(
+        settings: Settings) -> None:
+    env = cli_env(settings)
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WITHOUT_SIM, "simulate", "--sites", "1", cwd=REPO_ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(sim.communicate(), 60)
+    assert sim.returncode == 2 and "hallbridge[sim]" in err.decode() and "Traceback" not in err.decode()
+
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WITHOUT_SIM, "serve", cwd=REPO_ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):  # 30 s: it answers in ~2 s when idle
+                try:
+                    async with session.get(f"{settings.server.base_url()}/site.html") as page:
+                        if page.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert serve.returncode is None, "the server stopped"
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the server without Pillow and rich never answered")
+    finally:
+        serve.terminate()
+        _, err = await asyncio.wait_for(serve.communicate(), 30)
+    assert "ModuleNotFoundError" not in err.decode()

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bench.sim.scenario import ScenarioError, load_scenario, parse_scenario
 from bridge.roster import load_roster
-from signaling.scenario import ScenarioError, load_scenario, parse_scenario
 from signaling.settings import DEFAULT_CONFIG
 from tests.conftest import RunningServer
 from tests.signaling.test_cli import run_cli

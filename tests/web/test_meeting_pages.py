@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from bench.sim.synthetic import render_card
 from bridge.roles import Role
-from signaling.synthetic import render_card
 from tests.conftest import RunningServer
 from tests.web.conftest import CHROMIUM, FLAGS
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.sim.scenario import ACTIONS, Event, Scenario
+from bench.sim.simulate import SimulatedParticipant
 from bridge.roles import Role
 from bridge.roster import Roster
-from signaling.scenario import ACTIONS, Event, Scenario
-from signaling.simulate import SimulatedParticipant
 from signaling.tokens import TokenAuthority
 
 PROGRESS_S = 1.0

@@ -26,8 +26,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from bench.sim.synthetic import SyntheticAudio, SyntheticVideo, read_code
 from bridge.media.aiortc_adapter import restrict_host_addresses
-from signaling.synthetic import SyntheticAudio, SyntheticVideo, read_code
 
 log = logging.getLogger(__name__)
 CODE_EVERY = 3  # read the identity code of every 3rd decoded frame

@@ -22,7 +22,7 @@ from typing import Any
 
 from bridge.roster import Roster
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "configs" / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "configs" / "scenarios"
 # action -> (who acts: "moderator" or "site", fields it takes: name -> type)
 ACTIONS: dict[str, tuple[str, dict[str, type]]] = {
     "rollcall:start": ("moderator", {}),
