@@ -54,6 +54,11 @@ class Actor:
     site: str | None
     name: str  # for the audit log: the site id or the role
 
+    @property
+    def audit_role(self) -> str:
+        """The audit log's `role`: "bridge" for the bridge's own actions."""
+        return "bridge" if self == BRIDGE else self.role.value
+
 
 BRIDGE = Actor(Role.TECHNICIAN, None, "bridge")  # automatic actions (timers, grace)
 
@@ -98,17 +103,17 @@ class Conference:
     def refuse(self, actor: Actor, action: str, target: str, code: str, message: str,
                now: float) -> None:
         """An action refused before it reached the state (its role, its payload): audited."""
-        self.audit.add(now, actor.name, actor.role.value, action, target, code, message)
+        self.audit.add(now, actor.name, actor.audit_role, action, target, code, message)
 
     def _audited(self, actor: Actor, action: str, target: str, now: float,
                  change: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
         try:
             patch = change()
         except Refused as refusal:
-            self.audit.add(now, actor.name, actor.role.value, action, target, refusal.code,
+            self.audit.add(now, actor.name, actor.audit_role, action, target, refusal.code,
                            refusal.message)
             raise
-        self.audit.add(now, actor.name, actor.role.value, action, target, "ok")
+        self.audit.add(now, actor.name, actor.audit_role, action, target, "ok")
         return patch
 
     def tick(self, now: float) -> dict[str, Any] | None:

@@ -18,7 +18,14 @@ from bridge.roles import Role
 from bridge.roster import load_roster
 from signaling.app import create_app
 from signaling.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
-from signaling.tokens import RevocationList, SecretError, TokenAuthority, load_secret, token_id
+from signaling.tokens import (
+    RevocationList,
+    SecretError,
+    TokenAuthority,
+    TokenError,
+    load_secret,
+    token_id,
+)
 
 
 def authority(settings: Settings) -> TokenAuthority:
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     except SecretError as exc:
         print(f"hallbridge: {settings.tokens.secret_env}: {exc}", file=sys.stderr)
         return 2
-    except SimulatorMissing as exc:
+    except (SimulatorMissing, TokenError) as exc:
         print(f"hallbridge: {exc}", file=sys.stderr)
         return 2
 

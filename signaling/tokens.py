@@ -68,14 +68,16 @@ class TokenAuthority:
             raise TokenError("a token is required")
         try:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER,
-                                options={"require": ["exp", "iat", "iss", "conf", "role"]})
+                                options={"require": ["exp", "iat", "iss", "conf", "role", "jti"]})
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("token expired") from exc
         except jwt.InvalidTokenError as exc:
             raise TokenError(f"invalid token: {exc}") from exc
         if claims["conf"] != self._conference:
             raise TokenError("token is for another conference")
-        if self._revoked is not None and self._revoked.contains(str(claims.get("jti", ""))):
+        if not isinstance(claims["jti"], str) or not claims["jti"]:
+            raise TokenError("token has no id (jti)")
+        if self._revoked is not None and self._revoked.contains(claims["jti"]):
             raise TokenError("token revoked")
         try:
             role = Role(claims["role"])
@@ -99,9 +101,12 @@ class TokenAuthority:
 def token_id(token: str) -> str:
     """The id (jti) of a token, read without checking it (for revocation)."""
     try:
-        return str(jwt.decode(token, options={"verify_signature": False}).get("jti", ""))
+        jti = jwt.decode(token, options={"verify_signature": False}).get("jti")
     except jwt.InvalidTokenError as exc:
         raise TokenError(f"invalid token: {exc}") from exc
+    if not isinstance(jti, str) or not jti or "\n" in jti:
+        raise TokenError("the token has no id (jti): no server would accept it")
+    return jti
 
 
 class RevocationList:

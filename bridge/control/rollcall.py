@@ -99,4 +99,5 @@ class RollCalls:
     def to_wire(self) -> dict[str, Any]:
         return {"current": self.current.to_wire() if self.current else None,
                 "history": [{"number": r.number, "started_at": round(r.started_at, 3),
-                             "ended_at": r.ended_at, "tally": r.tally()} for r in self.history]}
+                             "ended_at": None if r.ended_at is None else round(r.ended_at, 3),
+                             "tally": r.tally()} for r in self.history]}

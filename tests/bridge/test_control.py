@@ -100,6 +100,7 @@ def test_speaking_limit_warns_and_ends_through_tick() -> None:
     ended = c.tick(60.0)
     assert ended is not None and ended["program"] == "hall" and "dn" in c.muted()
     assert c.audit.entries[-1].action == "floor:expired" and c.audit.entries[-1].actor == "bridge"
+    assert c.audit.entries[-1].role == "bridge"
 
 
 def test_a_dropped_holder_keeps_the_floor_for_the_grace_period() -> None:
@@ -264,3 +265,12 @@ def test_recording_is_one_at_a_time_and_audited() -> None:
     assert [(e.action, e.target, e.result) for e in c.audit.entries] == [
         ("record:start", "a.mkv", "ok"), ("record:start", "b.mkv", "conflict"),
         ("record:stop", "a.mkv", "ok")]
+
+
+def test_the_bridge_stopping_a_recording_is_audited_as_the_bridge_not_a_technician() -> None:
+    c = conference()
+    c.start_recording("a.mkv", 1.0, Actor(Role.TECHNICIAN, None, "technician"))
+    c.stop_recording(2.0)  # the bridge's own stop: the recorder failed
+    started, stopped = list(c.audit.entries)[-2:]
+    assert (started.actor, started.role) == ("technician", "technician")
+    assert (stopped.action, stopped.actor, stopped.role) == ("record:stop", "bridge", "bridge")

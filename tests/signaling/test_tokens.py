@@ -10,7 +10,7 @@ import pytest
 from bridge.roles import Role
 from bridge.roster import load_roster
 from signaling.settings import DEFAULT_CONFIG
-from signaling.tokens import TokenAuthority, TokenError
+from signaling.tokens import TokenAuthority, TokenError, token_id
 
 SECRET = b"s" * 48
 ROSTER = load_roster(DEFAULT_CONFIG.parent / "sites.toml")
@@ -74,9 +74,21 @@ def test_other_secret_is_refused() -> None:
 ])
 def test_inconsistent_claims_are_refused(claims: dict[str, str]) -> None:
     now = int(time.time())
-    base = {"iss": "hallbridge", "conf": "hop-a", "iat": now, "exp": now + 60}
+    base = {"iss": "hallbridge", "conf": "hop-a", "iat": now, "exp": now + 60, "jti": "t1"}
     with pytest.raises(TokenError):
         authority().verify(jwt.encode({**base, **claims}, SECRET, algorithm="HS256"))
+
+
+def test_a_token_without_an_id_is_refused_as_it_could_not_be_revoked() -> None:
+    now = int(time.time())
+    claims = {"iss": "hallbridge", "conf": "hop-a", "role": "moderator", "iat": now, "exp": now + 60}
+    assert authority().verify(jwt.encode({**claims, "jti": "t1"}, SECRET, algorithm="HS256"))
+    for jti in ({}, {"jti": ""}, {"jti": 7}):
+        token = jwt.encode({**claims, **jti}, SECRET, algorithm="HS256")
+        with pytest.raises(TokenError):
+            authority().verify(token)
+        with pytest.raises(TokenError, match="no id"):
+            token_id(token)
 
 
 @pytest.mark.parametrize("token", [None, "", 42, "a.b.c", "x" * 5000])
