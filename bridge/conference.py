@@ -96,7 +96,8 @@ class Conference:
             changes = self.control.apply(command, actor.role in (Role.SITE, Role.HALL), now)
             return self._patch(changes, now)
 
-        patch = self._audited(actor, command.action, command.site or "", now, change)
+        target = command.site if command.site is not None and command.site in self.roster else ""
+        patch = self._audited(actor, command.action, target, now, change)
         assert patch is not None
         return patch
 

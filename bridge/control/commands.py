@@ -8,7 +8,7 @@ changed nothing (it validates before it mutates).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from bridge.control import Refused
 from bridge.control.agenda import Agenda, Item
@@ -18,7 +18,27 @@ from bridge.control.mute import Mutes
 from bridge.control.rollcall import Evidence, RollCalls
 from bridge.roster import Roster
 
-TOPIC_MAX = 200
+# The ranges the rules allow, by field name: the domain owns them (the edge checks only shapes)
+TEXT_MAX = {"topic": 200, "reason": 300, "name": 120, "status": 20, "title": 200}
+RANGES: dict[str, tuple[float, float]] = {
+    "limit_s": (10, 4 * 3600), "priority": (0, 9), "position": (1, 1000), "minutes": (0, 600)}
+AGENDA_MAX = 200  # items
+
+
+def check_limits(command: Command) -> None:
+    """Refuse a command whose text is too long or whose number is out of range."""
+    values = [(f.name, getattr(command, f.name)) for f in fields(command)]
+    if isinstance(command, AgendaSet):
+        if len(command.items) > AGENDA_MAX:
+            raise Refused("too_large", f"an agenda has at most {AGENDA_MAX} items")
+        values += [(f.name, getattr(item, f.name)) for item in command.items for f in fields(item)]
+    for name, value in values:
+        if isinstance(value, str) and len(value) > TEXT_MAX.get(name, 64):
+            raise Refused("too_large", f"{name} is longer than {TEXT_MAX.get(name, 64)} characters")
+        if name in RANGES and value is not None:
+            low, high = RANGES[name]
+            if not low <= value <= high:
+                raise Refused("bad_request", f"{name} must be from {low:g} to {high:g}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +190,7 @@ class Control:
 
     def apply(self, command: Command, by_site: bool, now: float) -> Changes:
         """Apply a command (`by_site`: a site acting on itself, not a moderator)."""
+        check_limits(command)
         site = command.site
         if site is not None and site not in self.roster:
             raise Refused("bad_request", "site must be a site id of the roster")
@@ -211,8 +232,6 @@ class Control:
         site = self._site(c)
         if site == self.roster.hall.id:
             raise Refused("bad_request", "the main hall does not queue for the floor")
-        if len(c.topic) > TOPIC_MAX:
-            raise Refused("too_large", f"topic is longer than {TOPIC_MAX} characters")
         entry = self.roster.get(site)
         default = 1 if entry is not None and entry.kind == "ministry" else 0  # leadership first
         priority = default if c.priority is None or by_site else c.priority
@@ -228,8 +247,6 @@ class Control:
         return self._floor(self.floor.deny(self._site(c), c.reason, now))
 
     def _floor_grant(self, c: FloorGrant, by_site: bool, now: float) -> Changes:
-        if c.limit_s is not None and not 10 <= c.limit_s <= 4 * 3600:
-            raise Refused("bad_request", "limit_s must be between 10 and 14400 seconds")
         return self._floor(self.floor.grant(self._site(c), now, c.limit_s))
 
     def _floor_next(self, c: FloorGrantNext, by_site: bool, now: float) -> Changes:

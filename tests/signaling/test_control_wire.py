@@ -108,6 +108,32 @@ async def test_bad_commands_are_refused_clearly(server: RunningServer, action: s
         assert server.bridge.conference.version == version
 
 
+@pytest.mark.parametrize(("action", "payload", "code", "says"), [
+    ("floor:grant", {"site": SITE, "limit_s": 5}, "bad_request", "limit_s must be from 10 to 14400"),
+    ("floor:grant", {"site": SITE, "limit_s": 14401}, "bad_request", "limit_s"),
+    ("floor:reorder", {"site": SITE, "position": 0}, "bad_request", "position"),
+    ("agenda:set", {"items": [{"title": "t", "speaker": SITE, "minutes": 601}]}, "bad_request", "minutes"),
+    ("agenda:set", {"items": [{"title": "t" * 201, "speaker": SITE, "minutes": 5}]}, "too_large", "title"),
+    ("agenda:set", {"items": [{"title": "t", "speaker": SITE, "minutes": 1}] * 201}, "too_large", "200"),
+    ("floor:deny", {"site": SITE, "reason": "r" * 301}, "too_large", "reason"),
+    ("program:mode", {"mode": "chaos"}, "bad_request", "mode must be one of"),
+])
+async def test_out_of_range_values_are_refused_by_the_rules_and_audited(
+        server: RunningServer, action: str, payload: dict[str, Any], code: str, says: str) -> None:
+    """The edge checks shapes; the conference owns the ranges, so the refusal is the rules' own
+    and its audit entry names the site."""
+    role = Role.TECHNICIAN if action == "program:mode" else Role.MODERATOR
+    async with Client(server, role) as client:
+        version = server.bridge.conference.version
+        reply = await client.call(action, payload)
+        assert reply["ok"] is False and reply["error"]["code"] == code, reply
+        assert says in reply["error"]["message"]
+        assert server.bridge.conference.version == version
+        last = (await client.call("audit:get", {"latest": 1}))["entries"][-1]
+        assert (last["action"], last["result"]) == (action, code)
+        assert last["target"] == ("chaos" if action == "program:mode" else payload.get("site", ""))
+
+
 async def test_everyone_sees_the_same_queue_and_holder(server: RunningServer) -> None:
     async with Client(server, Role.SITE, SITE) as site, Client(server, Role.SITE, OTHER) as other, \
             Client(server, Role.MODERATOR) as moderator, Client(server, Role.TECHNICIAN) as tech:
