@@ -9,13 +9,13 @@ same change the state keeper commits; so are the bridge's own floor actions.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from bridge.control import Refused
 from bridge.control.audit import AuditLog
-from bridge.control.commands import Changes, Command, Control
+from bridge.control.commands import Changes, Command, Control, Witness
 from bridge.control.floor import FloorRules
 from bridge.control.rollcall import Evidence
 from bridge.permissions import check
@@ -67,8 +67,7 @@ class Conference:
     """One conference's state; versioned so clients can tell what they missed."""
 
     def __init__(self, conference_id: str, title: str, roster: Roster,
-                 rules: FloorRules | None = None,
-                 witness: Callable[[str], Evidence] | None = None) -> None:
+                 rules: FloorRules | None = None) -> None:
         self.id = conference_id
         self.title = title
         self.roster = roster
@@ -79,7 +78,7 @@ class Conference:
         self.program = roster.hall.id
         self.recording: dict[str, Any] | None = None  # {"file", "since"} while recording
         self.sites = {s.id: SiteStatus() for s in roster}
-        self.control = Control(roster, rules or FloorRules(), witness or self._presence_witness)
+        self.control = Control(roster, rules or FloorRules())
         self.audit = AuditLog()
         self.restarted_at: float | None = None  # set when this process took over a stored state
         # console participant -> the site it listens to (this process's connections: not stored)
@@ -88,12 +87,18 @@ class Conference:
 
     # -- commands --------------------------------------------------------------------------
 
-    def apply(self, actor: Actor, command: Command, now: float) -> dict[str, Any]:
-        """Authorise and apply one control command; the patch to broadcast."""
+    def apply(self, actor: Actor, command: Command, now: float,
+              media: Witness | None = None) -> dict[str, Any]:
+        """Authorise and apply one control command; the patch to broadcast. `media`: what the
+        media core observes of a site (audio heard, video received), for roll-call evidence."""
+
+        def witness(site: str) -> Evidence:
+            seen = media(site) if media is not None else Evidence()
+            return replace(seen, connected=self.sites[site].presence is Presence.LIVE)
 
         def change() -> dict[str, Any]:
             check(actor.role, actor.site, command.action, command.site)
-            changes = self.control.apply(command, actor.role in (Role.SITE, Role.HALL), now)
+            changes = self.control.apply(command, actor.role in (Role.SITE, Role.HALL), now, witness)
             return self._patch(changes, now)
 
         target = command.site if command.site is not None and command.site in self.roster else ""
@@ -299,6 +304,3 @@ class Conference:
             return self.dominant or hall
         floor = self.control.floor
         return next((s for s in floor.holders if s not in floor.away_since), hall)
-
-    def _presence_witness(self, site: str) -> Evidence:
-        return Evidence(connected=self.sites[site].presence is Presence.LIVE)

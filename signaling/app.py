@@ -14,8 +14,6 @@ from bridge.conference import Conference
 from bridge.control.floor import FloorRules
 from bridge.media.aiortc_adapter import IcePolicy
 from bridge.media.hub import MediaHub
-from bridge.media.policy import Scene
-from bridge.media.router import MediaRouter
 from bridge.media.sdp import parse_networks
 from bridge.media.speaker import SpeakerParams
 from bridge.roster import Roster, load_roster
@@ -25,7 +23,7 @@ from signaling.broadcast import Broadcaster
 from signaling.namespace import ConferenceNamespace
 from signaling.redis_store import RedisStore
 from signaling.reports import attendance_report
-from signaling.service import ConferenceService
+from signaling.service import ConferenceService, MediaSetup
 from signaling.settings import REPO_ROOT, Settings
 from signaling.tokens import RevocationList, TokenAuthority, load_secret
 
@@ -56,20 +54,6 @@ class Bridge:
 BRIDGE = web.AppKey("bridge", Bridge)
 
 
-class _MediaEvents:
-    """Relays media state from the hub to the namespace, which is built after the hub."""
-
-    target: ConferenceNamespace | None = None
-
-    def media_state(self, participant_id: str, state: str) -> None:
-        if self.target is not None:
-            self.target.media_state(participant_id, state)
-
-    def media_quality(self, participant_id: str, level: str) -> None:
-        if self.target is not None:
-            self.target.media_quality(participant_id, level)
-
-
 def allowed_origins(settings: Settings) -> list[str]:
     port = settings.server.port
     own = [settings.server.base_url(), f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
@@ -86,11 +70,7 @@ def build_bridge(settings: Settings) -> Bridge:
     conference = Conference(settings.conference.id, settings.conference.title, roster, rules)
     policy = IcePolicy(settings.ice.servers, settings.ice.host_addresses,
                        parse_networks(settings.ice.remote_networks))
-    relay = _MediaEvents()
-    bitrates = {level: q["maxBitrate"] for level, q in settings.media.ladder().items()}
-    router = MediaRouter(Scene(roster.hall.id, conference.program),
-                         settings.media.pli_interval_ms / 1000, bitrates_bps=bitrates)
-    hub = MediaHub(policy, router, relay)
+    media = MediaSetup(policy, settings.media.ladder(), settings.media.pli_interval_ms / 1000)
     store: StateStore = MemoryStore()
     manager = None
     if settings.store.backend == "redis":
@@ -106,13 +86,13 @@ def build_bridge(settings: Settings) -> Bridge:
     sp = settings.speaker
     speaker = SpeakerParams(tick_s=sp.tick_s, margin_db=sp.margin_db,
                             floor_rise_db_s=sp.floor_rise_db_s, c1=sp.c1, c2=sp.c2, c3=sp.c3)
-    service = ConferenceService(conference, hub, broadcaster, settings.recording_dir(), speaker,
+    service = ConferenceService(conference, media, broadcaster, settings.recording_dir(), speaker,
                                 store)
-    namespace = ConferenceNamespace(tokens, service, settings.media,
+    namespace = ConferenceNamespace(tokens, service,
                                     (settings.server.events_per_s, settings.server.events_burst))
-    relay.target = namespace
     sio.register_namespace(namespace)
-    return Bridge(settings, roster, tokens, conference, hub, broadcaster, sio, namespace, service)
+    return Bridge(settings, roster, tokens, conference, service.hub, broadcaster, sio, namespace,
+                  service)
 
 
 def create_app(settings: Settings) -> web.Application:

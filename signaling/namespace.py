@@ -15,14 +15,11 @@ from typing import Any
 
 import socketio
 
-from bridge.conference import Presence
 from bridge.control import Refused
-from bridge.media.policy import layout
 from bridge.permissions import AUDITED, allowed
 from bridge.roles import Role
 from signaling.ratelimit import TokenBucket
-from signaling.service import ConferenceService
-from signaling.settings import MediaSettings
+from signaling.service import ConferenceService, participant_room
 from signaling.tokens import Identity, TokenAuthority, TokenError
 from signaling.wire import (
     COMMANDS,
@@ -42,15 +39,12 @@ Handler = Callable[..., Awaitable[dict[str, Any]]]
 
 class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, tokens: TokenAuthority, service: ConferenceService,
-                 media: MediaSettings, rate: tuple[float, float] = (20.0, 40.0)) -> None:
+                 rate: tuple[float, float] = (20.0, 40.0)) -> None:
         super().__init__("/")
         self._rate = rate
         self._tokens = tokens
         self._service = service
         self._conference = service.conference
-        self._hub = service.hub
-        self._broadcaster = service.broadcaster
-        self._media = media
         self._identities: dict[str, Identity] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self.latency: Callable[[str, float], None] = lambda event, seconds: None  # metrics hook
@@ -78,10 +72,11 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if identity.site_id is not None:
             previous = self._site_sid.get(identity.site_id)
             self._site_sid[identity.site_id] = sid
-            if previous is not None:  # the same site joined again: the new page takes the slot
-                await self._hub.leave(identity.site_id)
+            await self.enter_room(sid, participant_room(identity.site_id))  # its media:quality
+            # the same site joined again: the new page takes the slot
+            await self._service.page_joined(identity.site_id, replacing=previous is not None)
+            if previous is not None:
                 await self.disconnect(previous)
-            await self._service.presence_now(identity.site_id, Presence.SIGNALING)
         if identity.role in (Role.TECHNICIAN, Role.MODERATOR):
             await self.enter_room(sid, "console")  # levels and network health of every site
         await self.emit("welcome", self._welcome(identity), to=sid)
@@ -94,14 +89,10 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return
         site_id = identity.site_id
         if site_id is None:
-            participant = self._participant(sid, identity)
-            await self._hub.leave(participant)
-            if participant in self._conference.listen:
-                await self._service.set_listen(participant, None, None)
+            await self._service.page_left(self._participant(sid, identity), None)
         elif self._site_sid.get(site_id) == sid:  # a page replaced by a newer one owns nothing
             del self._site_sid[site_id]
-            await self._hub.leave(site_id)
-            self._presence(site_id, Presence.OFFLINE)
+            await self._service.page_left(site_id, site_id)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect"):
@@ -158,26 +149,18 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _do_media_offer(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         offer = parse_media_offer(payload)
-        lines = self._lines(identity)
-        try:
-            answer = await self._hub.offer(self._participant(sid, identity), lines, offer.sdp)
-        except ValueError as exc:
-            raise WireError("bad_sdp", f"the offer was refused: {str(exc)[:200]}") from None
-        if identity.site_id is not None:
-            self._presence(identity.site_id, Presence.CONNECTING)
+        answer = await self._service.media_offer(self._participant(sid, identity), identity.role,
+                                                 identity.site_id, offer.sdp)
         return ok(answer={"type": "answer", "sdp": answer})
 
     async def _do_media_leave(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         parse_empty(payload)
-        await self._hub.leave(self._participant(sid, identity))
-        if identity.site_id is not None:
-            self._presence(identity.site_id, Presence.SIGNALING)
+        await self._service.media_leave(self._participant(sid, identity), identity.site_id)
         return ok()
 
     async def _do_state_get(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         parse_empty(payload)
-        await self._service.keeper.sync()
-        return ok(state=self._conference.snapshot(time.time()))
+        return ok(state=await self._service.snapshot())
 
     async def _do_command(self, sid: str, identity: Identity, payload: Any, event: str) -> dict[str, Any]:
         command = parse_command(event, payload, identity.site_id)
@@ -216,38 +199,11 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return ok(file=Path(summary.path).name, seconds=round(summary.seconds, 1),
                   video_frames=summary.video_frames, audio_frames=summary.audio_frames)
 
-    # -- upward from the media hub ---------------------------------------------------------
-
-    def media_state(self, participant_id: str, state: str) -> None:
-        if participant_id not in self._conference.sites:
-            return
-        presence = {"connected": Presence.LIVE, "failed": Presence.LOST, "lost": Presence.LOST,
-                    "closed": Presence.LOST}.get(state)
-        if presence is Presence.LOST:  # the gap starts at its last packet, not when noticed
-            silent = self._hub.router.health(participant_id, time.monotonic())["silent_s"]
-            self._service.presence(participant_id, presence, None if silent is None else time.time() - silent)
-        elif presence is not None:
-            self._presence(participant_id, presence)
-
-    def media_quality(self, participant_id: str, level: str) -> None:
-        sid = self._site_sid.get(participant_id)
-        if sid is not None:
-            self._broadcaster.publish("media:quality", self._quality(level), to=sid)
-
     # -- helpers ---------------------------------------------------------------------------
 
     def _participant(self, sid: str, identity: Identity) -> str:
         """Sites (and the hall) own a slot named by their site id; other roles one per page."""
         return identity.site_id or f"{identity.role.value}:{sid}"
-
-    def _lines(self, identity: Identity) -> list[Any]:
-        return layout(identity.role, (s.id for s in self._conference.roster.remote_sites()))
-
-    def _quality(self, level: str) -> dict[str, Any]:
-        return {"level": level, **self._media.ladder()[level]}
-
-    def _presence(self, site_id: str, presence: Presence) -> None:
-        self._service.presence(site_id, presence)
 
     def _welcome(self, identity: Identity) -> dict[str, Any]:
         site = self._conference.roster.get(identity.site_id) if identity.site_id else None
@@ -258,4 +214,4 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 "state": self._conference.snapshot(time.time()),
                 "media": {"send": identity.role.publishes,
                           "receive": identity.role.receives_program,
-                          "lines": [line.to_wire() for line in self._lines(identity)]}}
+                          "lines": [line.to_wire() for line in self._service.lines(identity.role)]}}

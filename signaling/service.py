@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,13 @@ from bridge.conference import Actor, Conference, Presence
 from bridge.control import Refused
 from bridge.control.commands import Command
 from bridge.control.rollcall import Evidence
+from bridge.media.aiortc_adapter import IcePolicy
 from bridge.media.hub import LOST_AFTER_S, MediaHub
-from bridge.media.policy import Scene
+from bridge.media.policy import Line, Scene, layout
 from bridge.media.recorder import RecordingSummary
+from bridge.media.router import MediaRouter
 from bridge.media.speaker import DominantSpeaker, SpeakerParams
+from bridge.roles import Role
 from bridge.store import AUDIT_PAGE, MemoryStore, StateStore
 from bridge.tasks import cancel_and_wait
 from signaling.broadcast import Broadcaster
@@ -36,23 +40,43 @@ POOR = {"loss": 0.03, "jitter_ms": 30.0, "rtt_ms": 300.0}  # above any: the netw
 AUDIO_FRESH_S = 5.0  # audio seen within this long counts as "heard" for roll-call evidence
 
 
+@dataclass(frozen=True, slots=True)
+class MediaSetup:
+    """What the service's media hub is built from."""
+
+    policy: IcePolicy
+    ladder: dict[str, dict[str, int]]  # quality level -> its media:quality figures (maxBitrate, …)
+    keyframe_interval_s: float = 0.5
+
+
+def participant_room(participant_id: str) -> str:
+    """The Socket.IO room of the one connection that holds a participant's slot."""
+    return f"participant:{participant_id}"
+
+
 class ConferenceService:
-    def __init__(self, conference: Conference, hub: MediaHub, broadcaster: Broadcaster,
+    """The one way the conference changes: commands, program and mode, listen-in, recording,
+    presence and what the media reports all go through the state keeper here, then out."""
+
+    def __init__(self, conference: Conference, media: MediaSetup, broadcaster: Broadcaster,
                  recordings: Path, speaker: SpeakerParams | None = None,
                  store: StateStore | None = None, clock: Callable[[], float] = time.time) -> None:
         self.conference = conference
-        self.hub = hub
         self.broadcaster = broadcaster
         self.recordings = recordings
         self.speakers = DominantSpeaker(speaker)
+        self._ladder = media.ladder
+        router = MediaRouter(Scene(conference.roster.hall.id, conference.program),
+                             media.keyframe_interval_s,
+                             bitrates_bps={level: q["maxBitrate"] for level, q in media.ladder.items()},
+                             on_audio_level=self.on_audio_level)
+        self.hub = MediaHub(media.policy, router, observer=self)
         self.keeper = StateKeeper(conference, store or MemoryStore(), self._committed,
                                   self._reloaded, clock)
         self.program_switches = 0
         self._muted: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.collector = SettledCollector()
-        hub.router.on_audio_level = self.on_audio_level
-        conference.control.witness = self.evidence
         self.sync_media()
 
     # -- lifetime --------------------------------------------------------------------------
@@ -110,7 +134,7 @@ class ConferenceService:
     # -- changes (each is committed before it is told) -------------------------------------
 
     async def apply(self, actor: Actor, command: Command) -> dict[str, Any] | None:
-        return await self.keeper.change(lambda c, now: c.apply(actor, command, now))
+        return await self.keeper.change(lambda c, now: c.apply(actor, command, now, self.evidence))
 
     async def set_program(self, actor: Actor, site: str) -> None:
         await self.keeper.change(lambda c, now: c.set_program(site, now, actor))
@@ -154,6 +178,45 @@ class ConferenceService:
         except Refused:
             self.presence(site, presence)
 
+    # -- pages and their media ---------------------------------------------------------------
+
+    async def page_joined(self, site: str, replacing: bool) -> None:
+        """A site's page connected (`replacing` an older page of the same site, whose media ends)."""
+        if replacing:
+            await self.hub.leave(site)
+        await self.presence_now(site, Presence.SIGNALING)
+
+    async def page_left(self, participant: str, site: str | None) -> None:
+        await self.hub.leave(participant)
+        if site is not None:
+            self.presence(site, Presence.OFFLINE)
+        elif participant in self.conference.listen:
+            await self.set_listen(participant, None, None)
+
+    async def media_offer(self, participant: str, role: Role, site: str | None, sdp: str) -> str:
+        """Answer an offer with a new peer connection; `bad_sdp` when it cannot be answered."""
+        try:
+            answer = await self.hub.offer(participant, self.lines(role), sdp)
+        except ValueError as exc:
+            raise Refused("bad_sdp", f"the offer was refused: {str(exc)[:200]}") from None
+        if site is not None:
+            self.presence(site, Presence.CONNECTING)
+        return answer
+
+    def lines(self, role: Role) -> list[Line]:
+        """The media lines a role's offer must carry, in order."""
+        return layout(role, (s.id for s in self.conference.roster.remote_sites()))
+
+    async def media_leave(self, participant: str, site: str | None) -> None:
+        await self.hub.leave(participant)
+        if site is not None:
+            self.presence(site, Presence.SIGNALING)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The whole state, after catching up with the store (for the caller only)."""
+        await self.keeper.sync()
+        return self.conference.snapshot(time.time())
+
     async def audit(self, since: int, latest: int | None) -> list[dict[str, Any]]:
         """Audit entries after `since` (or the `latest` few), from the store: every process's."""
         if latest is not None:
@@ -192,7 +255,24 @@ class ConferenceService:
         heard = tuple(s for s in c.control.floor.holders if s != c.program)
         self.hub.set_scene(Scene(c.roster.hall.id, c.program, heard, dict(c.listen)))
 
-    # -- from the media --------------------------------------------------------------------
+    # -- from the media (the hub's MediaObserver and the router's audio levels) -------------
+
+    def media_state(self, participant_id: str, state: str) -> None:
+        """A site's peer connection changed: its presence follows."""
+        if participant_id not in self.conference.sites:
+            return
+        presence = {"connected": Presence.LIVE, "failed": Presence.LOST, "lost": Presence.LOST,
+                    "closed": Presence.LOST}.get(state)
+        if presence is Presence.LOST:  # the gap starts at its last packet, not when noticed
+            silent = self.hub.router.health(participant_id, time.monotonic())["silent_s"]
+            self.presence(participant_id, presence, None if silent is None else time.time() - silent)
+        elif presence is not None:
+            self.presence(participant_id, presence)
+
+    def media_quality(self, participant_id: str, level: str) -> None:
+        """Tell a publisher what to send (its page is in its participant room)."""
+        self.broadcaster.publish("media:quality", {"level": level, **self._ladder[level]},
+                                 to=participant_room(participant_id))
 
     def on_audio_level(self, source: str, level: int, voice: bool, now: float) -> None:
         """Every audio packet's RFC 6464 level; on the tick, who dominates (unmuted only)."""
@@ -207,10 +287,10 @@ class ConferenceService:
             self.keeper.submit(lambda c, at: c.set_dominant(dominant, at))
 
     def evidence(self, site: str) -> Evidence:
+        """What the media core observed of a site (the conference adds whether it is live)."""
         stats = self.hub.router.publisher_stats(site)
         now = time.monotonic()
         audio, video = stats.get("audio"), stats.get("video")
         return Evidence(
-            connected=self.conference.sites[site].presence is Presence.LIVE,
             audio_heard=audio is not None and now - audio.last_arrival < AUDIO_FRESH_S,
             video_received=video is not None and video.received > 0)

@@ -18,6 +18,8 @@ from bridge.control.mute import Mutes
 from bridge.control.rollcall import Evidence, RollCalls
 from bridge.roster import Roster
 
+Witness = Callable[[str], Evidence]  # what the bridge observes of a site, for roll-call answers
+
 # The ranges the rules allow, by field name: the domain owns them (the edge checks only shapes)
 TEXT_MAX = {"topic": 200, "reason": 300, "name": 120, "status": 20, "title": 200}
 RANGES: dict[str, tuple[float, float]] = {
@@ -178,24 +180,28 @@ class Changes:
 class Control:
     """Floor, mutes, roll-calls and agenda of one conference, changed only through `apply`."""
 
-    def __init__(self, roster: Roster, rules: FloorRules,
-                 witness: Callable[[str], Evidence] = lambda site: Evidence()) -> None:
+    def __init__(self, roster: Roster, rules: FloorRules) -> None:
         self.roster = roster
         self.floor = Floor(rules)
         self.mutes = Mutes((s.id for s in roster), roster.hall.id)
         self.rollcalls = RollCalls()
         self.agenda = Agenda()
         self.attendance = Attendance(roster)
-        self.witness = witness
 
-    def apply(self, command: Command, by_site: bool, now: float) -> Changes:
-        """Apply a command (`by_site`: a site acting on itself, not a moderator)."""
+    def apply(self, command: Command, by_site: bool, now: float,
+              witness: Witness = lambda site: Evidence()) -> Changes:
+        """Apply a command (`by_site`: a site acting on itself, not a moderator); `witness` is what
+        the bridge observes of a site, recorded with a roll-call answer."""
         check_limits(command)
         site = command.site
         if site is not None and site not in self.roster:
             raise Refused("bad_request", "site must be a site id of the roster")
-        handler = getattr(self, "_" + command.action.replace(":", "_"))
-        changes: Changes = handler(command, by_site, now)
+        changes: Changes
+        if isinstance(command, RollcallAnswer | RollcallMark):
+            by = "site" if isinstance(command, RollcallAnswer) else "moderator"
+            changes = self._rollcall_record(self._site(command), command, by, witness, now)
+        else:
+            changes = getattr(self, "_" + command.action.replace(":", "_"))(command, by_site, now)
         self._follow_floor(changes, now)
         return changes
 
@@ -290,17 +296,11 @@ class Control:
         self.rollcalls.start((s.id for s in self.roster.remote_sites()), now)
         return Changes({"rollcall"})
 
-    def _rollcall_answer(self, c: RollcallAnswer, by_site: bool, now: float) -> Changes:
-        return self._rollcall_record(self._site(c), c.status, c.name, c.reason, "site", now)
-
-    def _rollcall_mark(self, c: RollcallMark, by_site: bool, now: float) -> Changes:
-        return self._rollcall_record(self._site(c), c.status, c.name, c.reason, "moderator", now)
-
-    def _rollcall_record(self, site: str, status: str, name: str, reason: str, by: str,
-                         now: float) -> Changes:
+    def _rollcall_record(self, site: str, c: RollcallAnswer | RollcallMark, by: str,
+                         witness: Witness, now: float) -> Changes:
         if site == self.roster.hall.id:
             raise Refused("bad_request", "the main hall is not called")
-        self.rollcalls.answer(site, status, name, reason, by, self.witness(site), now)
+        self.rollcalls.answer(site, c.status, c.name, c.reason, by, witness(site), now)
         return Changes({"rollcall"})
 
     def _rollcall_end(self, c: RollcallEnd, by_site: bool, now: float) -> Changes:

@@ -9,10 +9,11 @@ has no ICE restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -36,9 +37,17 @@ class MediaObserver(Protocol):
     def media_quality(self, participant_id: str, level: str) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
-    lines: tuple[Line, ...]
+@dataclass(slots=True)
+class Participant:
+    """One participant's slot in the hub: its peer connection and what belongs to it. Freed as
+    one record when the participant leaves (and no call for it is still waiting)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # its offers and leaves, in order
+    users: int = 0  # calls holding or waiting for the lock
+    link: PeerLink | None = None
+    lines: tuple[Line, ...] = ()
+    quality: str | None = None  # the level last told to it
+    silent: bool = False  # connected, but nothing heard for LOST_AFTER_S
 
     @property
     def publishes(self) -> bool:
@@ -52,31 +61,35 @@ class MediaHub:
         self._router = router
         self._observer = observer
         self._factory = link_factory
-        self._links: dict[str, PeerLink] = {}
+        self._participants: dict[str, Participant] = {}
         self.outbox = Outbox()  # every link's packets of one loop turn, written at its end
-        self._members: dict[str, Member] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._quality: dict[str, str] = {}
         self.membership_changes = 0  # peer connections opened or closed so far
         self._ignored_closed = 0  # packets the closed links ignored
         self._task: asyncio.Task[None] | None = None
         self._recorder: Recorder | None = None
-        self._silent: set[str] = set()  # connected, but nothing heard for LOST_AFTER_S
 
     @property
     def router(self) -> MediaRouter:
         return self._router
 
     def link(self, participant_id: str) -> PeerLink | None:
-        return self._links.get(participant_id)
+        p = self._participants.get(participant_id)
+        return p.link if p is not None else None
+
+    def _links(self) -> list[PeerLink]:
+        return [p.link for p in self._participants.values() if p.link is not None]
 
     def link_count(self) -> int:
-        return len(self._links)
+        return len(self._links())
+
+    def participant_count(self) -> int:
+        """Records held (a participant with a link, or a call for one under way)."""
+        return len(self._participants)
 
     @property
     def ignored_packets(self) -> int:
         """Packets every link, open or closed, received but could not use."""
-        return self._ignored_closed + sum(link.ignored_packets for link in self._links.values())
+        return self._ignored_closed + sum(link.ignored_packets for link in self._links())
 
     def start(self) -> None:
         restrict_host_addresses(self._policy.host_addresses)  # once, for the whole process
@@ -84,30 +97,28 @@ class MediaHub:
 
     async def offer(self, participant_id: str, lines: Sequence[Line], sdp: str) -> str:
         """Answer a participant's offer with a new peer connection (an old one is closed first)."""
-        async with self._lock(participant_id):
-            await self._close(participant_id)
+        async with self._holding(participant_id) as p:
+            await self._close(participant_id, p)
             holder: list[PeerLink] = []
             link = self._factory(participant_id, self._policy, self._router,
                                  lambda state: self._on_state(holder[0], state), outbox=self.outbox)
             holder.append(link)
-            self._links[participant_id] = link
+            p.link, p.lines = link, tuple(lines)
             self.membership_changes += 1
-            self._members[participant_id] = Member(tuple(lines))
             try:
                 return await link.accept_offer(sdp, lines)
             except Exception:
-                await self._close(participant_id)
+                await self._close(participant_id, p)
                 raise
 
     async def leave(self, participant_id: str) -> None:
-        async with self._lock(participant_id):
-            await self._close(participant_id)
-        self._locks.pop(participant_id, None)
+        async with self._holding(participant_id) as p:
+            await self._close(participant_id, p)
 
     async def close(self) -> None:
         await cancel_and_wait([self._task])
         self._task = None
-        for participant_id in list(self._links):
+        for participant_id in list(self._participants):
             await self.leave(participant_id)
         if self._recorder is not None:
             await self.stop_recording()
@@ -136,32 +147,39 @@ class MediaHub:
 
     def set_scene(self, scene: Scene) -> None:
         self._router.set_scene(scene)
-        for participant_id in self._links:
+        for participant_id in list(self._participants):
             self._tell_quality(participant_id)
 
-    def _lock(self, participant_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(participant_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _holding(self, participant_id: str) -> AsyncIterator[Participant]:
+        """The participant's record with its lock held; a record left with no link and no
+        waiting call is freed."""
+        p = self._participants.setdefault(participant_id, Participant())
+        p.users += 1
+        try:
+            async with p.lock:
+                yield p
+        finally:
+            p.users -= 1
+            if p.users == 0 and p.link is None and self._participants.get(participant_id) is p:
+                del self._participants[participant_id]
 
-    async def _close(self, participant_id: str) -> None:
-        link = self._links.pop(participant_id, None)
-        if link is not None:
-            self.membership_changes += 1
-        self._members.pop(participant_id, None)
-        self._quality.pop(participant_id, None)
-        self._silent.discard(participant_id)
+    async def _close(self, participant_id: str, p: Participant) -> None:
+        link, p.link, p.lines, p.quality, p.silent = p.link, None, (), None, False
         if link is None:
             return
+        self.membership_changes += 1
         self._ignored_closed += link.ignored_packets
         self._router.remove(participant_id)
         await link.close()
 
     def _on_state(self, link: PeerLink, state: str) -> None:
         participant_id = link.participant_id
-        member = self._members.get(participant_id)
-        if self._links.get(participant_id) is not link or member is None:
+        p = self._participants.get(participant_id)
+        if p is None or p.link is not link:
             return  # a replaced or closed link: its slot belongs to someone newer
         if state == "connected":
-            if member.publishes:
+            if p.publishes:
                 self._router.add_publisher(link)
                 self._tell_quality(participant_id)
             self._router.add_receiver(link, [(s.name, s) for s in link.slots])
@@ -170,12 +188,12 @@ class MediaHub:
         self._observer.media_state(participant_id, state)
 
     def _tell_quality(self, participant_id: str) -> None:
-        member = self._members.get(participant_id)
-        if member is None or not member.publishes:
+        p = self._participants.get(participant_id)
+        if p is None or p.link is None or not p.publishes:
             return
         level = quality_for(self._router.scene, participant_id)
-        if self._quality.get(participant_id) != level:
-            self._quality[participant_id] = level
+        if p.quality != level:
+            p.quality = level
             self._observer.media_quality(participant_id, level)
 
     async def _report_loop(self) -> None:
@@ -189,17 +207,18 @@ class MediaHub:
 
     async def _watch_silence(self, now: float) -> None:
         """A peer that vanished without closing: lost after a few seconds, freed after 30."""
-        for participant_id, link in list(self._links.items()):
-            if link.state != "connected":
+        for participant_id, p in list(self._participants.items()):
+            link = p.link
+            if link is None or link.state != "connected":
                 continue
             silent = now - link.last_heard
             if silent > CLOSE_AFTER_S:
                 log.warning("media of %s silent for %.0f s: closing it", participant_id, silent)
                 await self.leave(participant_id)
                 self._observer.media_state(participant_id, "closed")
-            elif silent > LOST_AFTER_S and participant_id not in self._silent:
-                self._silent.add(participant_id)
+            elif silent > LOST_AFTER_S and not p.silent:
+                p.silent = True
                 self._observer.media_state(participant_id, "lost")
-            elif silent <= LOST_AFTER_S and participant_id in self._silent:
-                self._silent.discard(participant_id)
+            elif silent <= LOST_AFTER_S and p.silent:
+                p.silent = False
                 self._observer.media_state(participant_id, "connected")

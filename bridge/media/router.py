@@ -137,7 +137,8 @@ class RouterStats:
 class MediaRouter:
     def __init__(self, scene: Scene, keyframe_interval_s: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
-                 bitrates_bps: dict[str, int] | None = None) -> None:
+                 bitrates_bps: dict[str, int] | None = None,
+                 on_audio_level: AudioLevelListener | None = None) -> None:
         self._clock = clock
         self._interval = keyframe_interval_s
         self._scene = scene
@@ -151,7 +152,7 @@ class MediaRouter:
         self._backlog: deque[tuple[str, str, bytes]] = deque()
         self._drain_handle: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.on_audio_level: AudioLevelListener | None = None
+        self._on_audio_level = on_audio_level  # told every audio packet's RFC 6464 level
         self.stats = RouterStats()
 
     @property
@@ -325,10 +326,10 @@ class MediaRouter:
             stats = pub.stats[kind] = StreamStats(header.ssrc, 48000 if kind == "audio" else 90000)
         stats.add(header.sequence, header.timestamp, len(data), now)
         if kind == "audio":
-            level = audio_level(header, pub.level_ext) if self.on_audio_level is not None else None
-            if level is not None and self.on_audio_level is not None:
+            level = audio_level(header, pub.level_ext) if self._on_audio_level is not None else None
+            if level is not None and self._on_audio_level is not None:
                 voice, dbov = level
-                self.on_audio_level(participant_id, dbov, voice, now)
+                self._on_audio_level(participant_id, dbov, voice, now)
             if participant_id in self._muted:
                 self.stats.muted += 1
                 return

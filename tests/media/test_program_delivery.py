@@ -92,6 +92,7 @@ async def test_a_site_that_leaves_frees_its_peer_connection_and_tasks(server: Ru
     del link
     await site.sio.disconnect()  # the page goes away; its peer connection is left open
     assert await wait_until(lambda: hub.link_count() == 1, 5), "the site's peer connection is freed"
+    assert hub.participant_count() == 1, "and its whole record in the hub, not only the link"
     assert router.slots_of("stttt-ben-tre") == []
     assert router.publisher_stats("stttt-ben-tre") == {}
     closed = gone()

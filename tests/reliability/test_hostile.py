@@ -190,6 +190,7 @@ async def test_a_thousand_mutated_offers_are_answered_or_refused_quickly(fuzzer:
         assert slowest < 0.25, f"slowest offer {slowest * 1000:.0f} ms"
         assert (await site.call("media:leave", {}))["ok"]
         assert await wait_until(lambda: hub.link_count() == 0, 5)
+        assert hub.participant_count() == 0, "a thousand offers leave no record behind"
         assert await wait_until(lambda: media_tasks() <= baseline, 10), "no peer connection left running"
         print(f"{answered} mutated offers answered, p99 {p99 * 1000:.0f} ms, slowest {slowest * 1000:.0f} ms")
     finally:
