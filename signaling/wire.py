@@ -6,6 +6,7 @@ Nothing beyond this module handles a raw payload dict.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -103,10 +104,20 @@ def parse_site_choice(payload: Any, roster: Roster, allow_none: bool) -> str | N
 Field = Callable[[str, Any], Any]
 
 
+# direction overrides, embeddings and isolates: text that shows in another order than it is stored
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _text(name: str, value: Any) -> str:
+    """Text as people typed it: NFC (one form of every Vietnamese letter), and refused when it
+    holds a control character (NUL, newline, …) or a direction override."""
     if not isinstance(value, str):
         raise WireError("bad_request", f"{name} must be text")
-    return value
+    for ch in value:
+        if ch in _BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs"):
+            raise WireError("bad_request",
+                            f"{name} holds a control or direction-override character (U+{ord(ch):04X})")
+    return unicodedata.normalize("NFC", value)
 
 
 def _integer(name: str, value: Any) -> int:

@@ -195,3 +195,28 @@ async def test_state_get_answers_its_caller_only(server: RunningServer) -> None:
         assert (await moderator.call("mute:all", {}))["ok"]  # a patch after them, in order
         assert await wait_until(lambda: bool(site.states) and "mutes" in site.states[-1], 5)
         assert snapshots == []
+
+
+@pytest.mark.parametrize("text", ["Ý kiến\x00", "Ý kiến \u202eớhp", "hai\ndòng", "\u2066cô lập\u2069",
+                                  "nửa \ud800"])
+async def test_control_and_direction_override_characters_are_refused_in_every_text_field(
+        server: RunningServer, text: str) -> None:
+    async with Client(server, Role.SITE, SITE) as site, Client(server, Role.MODERATOR) as moderator:
+        version = server.bridge.conference.version
+        for client, event, payload in [
+                (site, "floor:request", {"topic": text}),
+                (moderator, "floor:deny", {"site": SITE, "reason": text}),
+                (moderator, "agenda:set", {"items": [{"title": text, "speaker": SITE, "minutes": 5}]}),
+                (moderator, "rollcall:mark", {"site": SITE, "status": "representative", "name": text})]:
+            reply = await client.call(event, payload)
+            assert reply["ok"] is False and reply["error"]["code"] == "bad_request", (event, reply)
+            assert "U+" in reply["error"]["message"]
+        assert server.bridge.conference.version == version, "nothing was stored"
+
+
+async def test_text_is_stored_in_one_normal_form(server: RunningServer) -> None:
+    decomposed = "Y\u0301 kie\u0302\u0301n ve\u0302\u0300 chuye\u0302\u0309n đo\u0302\u0309i so\u0302\u0301"
+    async with Client(server, Role.SITE, SITE) as site:
+        assert (await site.call("floor:request", {"topic": decomposed}))["ok"]
+        topics = [q["topic"] for q in server.bridge.conference.snapshot(0)["floor"]["queue"]]
+        assert topics == ["Ý kiến về chuyển đổi số"]
