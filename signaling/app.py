@@ -18,7 +18,7 @@ from bridge.media.sdp import parse_networks
 from bridge.media.speaker import SpeakerParams
 from bridge.roster import Roster, load_roster
 from bridge.store import MemoryStore, StateStore
-from signaling import metrics
+from signaling import metrics, security
 from signaling.broadcast import Broadcaster
 from signaling.namespace import ConferenceNamespace
 from signaling.redis_store import RedisStore
@@ -104,6 +104,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/reports/attendance", attendance_report)
     metrics.install(app, bridge)
+    security.install(app)
     app.router.add_get("/", index)
     app.router.add_get("/{page}.html", page)
     app.router.add_static("/js/", WEB_DIR / "js")

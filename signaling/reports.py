@@ -8,6 +8,7 @@ from aiohttp import web
 
 from bridge.control.attendance import to_csv, to_html
 from bridge.permissions import allowed
+from signaling.security import REPORT_CSP
 from signaling.tokens import TokenError
 
 
@@ -37,4 +38,5 @@ async def attendance_report(request: web.Request) -> web.Response:
         return web.Response(body=to_csv(rows).encode("utf-8-sig"), content_type="text/csv",
                             charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    return web.Response(text=to_html(rows, conference.title, lang, now), content_type="text/html")
+    return web.Response(text=to_html(rows, conference.title, lang, now), content_type="text/html",
+                        headers={"Content-Security-Policy": REPORT_CSP})

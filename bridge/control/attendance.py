@@ -134,11 +134,14 @@ def to_html(rows: list[dict[str, Any]], title: str, lang: str, generated: float)
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(generated))
     return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
             f"<title>{html.escape(TITLES[lang])} – {html.escape(title)}</title>"
-            "<style>body{font:12px 'DejaVu Sans',sans-serif}table{border-collapse:collapse}"
-            "td,th{border:1px solid #999;padding:2px 4px;vertical-align:top}"
-            "th{background:#eee}@media print{@page{size:landscape}}</style></head><body>"
+            f"<style>{REPORT_CSS}</style></head><body>"
             f"<h1>{html.escape(TITLES[lang])}</h1><p>{html.escape(title)} · {stamp}</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>")
+
+
+REPORT_CSS = ("body{font:12px 'DejaVu Sans',sans-serif}table{border-collapse:collapse}"
+              "td,th{border:1px solid #999;padding:2px 4px;vertical-align:top}"
+              "th{background:#eee}@media print{@page{size:landscape}}")  # the page's only style
 
 
 def _clock(t: float | None) -> str:
