@@ -20,6 +20,7 @@ from bridge.roster import Roster, load_roster
 from bridge.store import MemoryStore, StateStore
 from signaling import metrics, security
 from signaling.broadcast import Broadcaster
+from signaling.gate import GatedServer
 from signaling.namespace import ConferenceNamespace
 from signaling.redis_store import RedisStore
 from signaling.reports import attendance_report
@@ -46,7 +47,7 @@ class Bridge:
     conference: Conference
     hub: MediaHub
     broadcaster: Broadcaster
-    sio: socketio.AsyncServer
+    sio: GatedServer
     namespace: ConferenceNamespace
     service: ConferenceService
 
@@ -78,10 +79,12 @@ def build_bridge(settings: Settings) -> Bridge:
         # broadcasts reach clients connected to any process of this conference
         channel = f"{settings.store.key_prefix}{settings.conference.id}:socketio"
         manager = socketio.AsyncRedisManager(settings.store.redis_url, channel=channel)
-    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins=allowed_origins(settings),
-                               max_http_buffer_size=MAX_MESSAGE_BYTES, logger=False,
-                               engineio_logger=False, client_manager=manager,
-                               ping_interval=PING_INTERVAL_S, ping_timeout=PING_TIMEOUT_S)
+    sio = GatedServer(async_mode="aiohttp", cors_allowed_origins=allowed_origins(settings),
+                      max_http_buffer_size=MAX_MESSAGE_BYTES, logger=False,
+                      engineio_logger=False, client_manager=manager,
+                      ping_interval=PING_INTERVAL_S, ping_timeout=PING_TIMEOUT_S,
+                      connect_deadline_s=settings.server.connect_deadline_s,
+                      pending_per_address=settings.server.pending_per_address)
     broadcaster = Broadcaster(lambda event, payload, to: sio.emit(event, payload, to=to))
     sp = settings.speaker
     speaker = SpeakerParams(tick_s=sp.tick_s, margin_db=sp.margin_db,
@@ -89,7 +92,8 @@ def build_bridge(settings: Settings) -> Bridge:
     service = ConferenceService(conference, media, broadcaster, settings.recording_dir(), speaker,
                                 store)
     namespace = ConferenceNamespace(tokens, service,
-                                    (settings.server.events_per_s, settings.server.events_burst))
+                                    (settings.server.events_per_s, settings.server.events_burst),
+                                    settings.server.connections_per_token)
     sio.register_namespace(namespace)
     return Bridge(settings, roster, tokens, conference, service.hub, broadcaster, sio, namespace,
                   service)
@@ -120,11 +124,13 @@ def create_app(settings: Settings) -> web.Application:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     bridge = app[BRIDGE]
     bridge.broadcaster.start()
+    bridge.sio.start_gate()
     bridge.hub.start()
     await bridge.service.start()
     yield
     await bridge.service.stop()
     await bridge.hub.close()
+    await bridge.sio.stop_gate()
     await bridge.broadcaster.stop()
 
 

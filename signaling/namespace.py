@@ -39,9 +39,10 @@ Handler = Callable[..., Awaitable[dict[str, Any]]]
 
 class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, tokens: TokenAuthority, service: ConferenceService,
-                 rate: tuple[float, float] = (20.0, 40.0)) -> None:
+                 rate: tuple[float, float] = (20.0, 40.0), per_token: int = 4) -> None:
         super().__init__("/")
         self._rate = rate
+        self._per_token = per_token
         self._tokens = tokens
         self._service = service
         self._conference = service.conference
@@ -68,6 +69,10 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except TokenError as exc:
             raise socketio.exceptions.ConnectionRefusedError(
                 str(exc), {"code": "unauthorized"}) from None
+        if identity.site_id is None and sum(
+                i.token_id == identity.token_id for i in self._identities.values()) >= self._per_token:
+            raise socketio.exceptions.ConnectionRefusedError(
+                f"this link already has {self._per_token} pages open", {"code": "too_many_connections"})
         self._identities[sid] = identity
         if identity.site_id is not None:
             previous = self._site_sid.get(identity.site_id)

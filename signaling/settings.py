@@ -31,6 +31,9 @@ class ServerSettings:
     allowed_origins: list[str] = field(default_factory=list)
     events_per_s: float = 20.0
     events_burst: float = 40.0
+    connect_deadline_s: float = 5.0
+    pending_per_address: int = 16
+    connections_per_token: int = 4
 
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
@@ -228,6 +231,10 @@ def _validate(s: Settings) -> None:
         raise SettingsError("control: max_speakers >= 1, speaking_limit_s >= 10, grace_s >= 0")
     if not 0.05 <= s.speaker.tick_s <= 2 or s.speaker.margin_db <= 0:
         raise SettingsError("speaker: tick_s from 0.05 to 2 s, margin_db positive")
+    if s.server.connect_deadline_s <= 0 or s.server.pending_per_address < 1 or \
+            s.server.connections_per_token < 1:
+        raise SettingsError("server.connect_deadline_s, pending_per_address and "
+                            "connections_per_token must be positive")
     if s.server.events_per_s <= 0 or s.server.events_burst < 1:
         raise SettingsError("server.events_per_s must be positive and events_burst at least 1")
     if s.tokens.ttl_hours <= 0:

@@ -34,6 +34,7 @@ class Identity:
     role: Role
     site_id: str | None
     subject: str  # stable name for logs and audit: site id or role
+    token_id: str = ""  # the token's jti: its pages are counted, its revocation ends them
 
     def actor(self) -> Actor:
         return Actor(self.role, self.site_id, self.subject)
@@ -85,7 +86,7 @@ class TokenAuthority:
             raise TokenError("token has an unknown role") from exc
         site_id = claims.get("site")
         self._check_site(role, site_id)
-        return Identity(role, site_id, site_id or role.value)
+        return Identity(role, site_id, site_id or role.value, claims["jti"])
 
     def _check_site(self, role: Role, site_id: object) -> None:
         if role.needs_site:
