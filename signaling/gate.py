@@ -23,7 +23,7 @@ SWEEP_S = 0.5
 
 
 class GatedServer(socketio.AsyncServer):  # type: ignore[misc]
-    def __init__(self, *args: Any, connect_deadline_s: float = 5.0, pending_per_address: int = 16,
+    def __init__(self, *args: Any, connect_deadline_s: float = 5.0, pending_per_address: int = 128,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline = connect_deadline_s
@@ -51,6 +51,11 @@ class GatedServer(socketio.AsyncServer):  # type: ignore[misc]
         self._pending[eio_sid] = (address, time.monotonic(), request)
         self._by_address[address] += 1
         return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        await super()._handle_connect(eio_sid, namespace, data)
+        if self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
+            self._forget(eio_sid)  # joined with a valid token: no longer pending
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
         self._forget(eio_sid)

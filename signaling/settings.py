@@ -32,7 +32,7 @@ class ServerSettings:
     events_per_s: float = 20.0
     events_burst: float = 40.0
     connect_deadline_s: float = 5.0
-    pending_per_address: int = 16
+    pending_per_address: int = 128
     connections_per_token: int = 4
 
     def base_url(self) -> str:

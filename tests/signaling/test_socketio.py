@@ -158,3 +158,16 @@ async def test_the_own_origin_is_accepted(server: RunningServer) -> None:
                       headers={"Origin": server.url}, transports=["websocket"], wait_timeout=5)
     assert sio.connected
     await sio.disconnect()
+
+
+async def test_many_pages_joining_at_once_from_one_address_are_all_let_in(server: RunningServer) -> None:
+    """The address cap counts only connections still without a token: a whole meeting behind one
+    address (a proxy, a NAT) joins at once."""
+    count = len(server.bridge.roster) + 10  # every site and the consoles
+    assert count <= server.settings.server.pending_per_address
+    pages = [Client(server.url) for _ in range(count)]
+    try:
+        await asyncio.gather(*(p.connect(server.bridge.tokens.issue(Role.OBSERVER)) for p in pages))
+        assert all(p.sio.connected for p in pages)
+    finally:
+        await asyncio.gather(*(p.sio.disconnect() for p in pages if p.sio.connected))
