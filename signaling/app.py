@@ -125,11 +125,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     bridge = app[BRIDGE]
     bridge.broadcaster.start()
     bridge.sio.start_gate()
+    bridge.namespace.start()
     bridge.hub.start()
     await bridge.service.start()
     yield
     await bridge.service.stop()
     await bridge.hub.close()
+    await bridge.namespace.stop()
     await bridge.sio.stop_gate()
     await bridge.broadcaster.stop()
 

@@ -7,6 +7,7 @@ event name maps to one `_do_<event>` method through `EVENTS`; the permission mat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ import socketio
 from bridge.control import Refused
 from bridge.permissions import AUDITED, allowed
 from bridge.roles import Role
+from bridge.tasks import cancel_and_wait
 from signaling.ratelimit import TokenBucket
 from signaling.service import ConferenceService, participant_room
 from signaling.tokens import Identity, TokenAuthority, TokenError
@@ -35,6 +37,7 @@ from signaling.wire import (
 
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[dict[str, Any]]]
+SESSION_CHECK_S = 1.0  # how often live sessions are checked against revocation and expiry
 
 
 class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -51,6 +54,8 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.latency: Callable[[str, float], None] = lambda event, seconds: None  # metrics hook
         self.rate_limited = 0  # events refused by the rate limit (not audited: that would amplify)
         self._site_sid: dict[str, str] = {}  # site id -> the connection that holds its slot
+        self._watcher: asyncio.Task[None] | None = None
+        self.sessions_ended: dict[str, int] = {}  # reason -> sessions ended for it
         self._events: dict[str, Handler] = {
             "media:offer": self._do_media_offer, "media:leave": self._do_media_leave,
             "state:get": self._do_state_get, "program:set": self._do_program_set,
@@ -112,6 +117,11 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         identity = self._identities.get(sid)
         if identity is None:
             return WireError("unauthorized", "not connected").to_wire()
+        ended = self._tokens.ended(identity)
+        if ended is not None:  # checked on every event: a revoked link cannot act, not even once
+            # (the session watcher tells the page and disconnects it within a second; this answer
+            # goes out first)
+            return WireError("unauthorized", f"token {ended}: this session has ended").to_wire()
         bucket = self._buckets.get(sid)
         if bucket is None:
             bucket = self._buckets[sid] = TokenBucket(*self._rate, tokens=self._rate[1])
@@ -149,6 +159,38 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             target = target if isinstance(target, str) and target in self._conference.roster else ""
             await self._service.refused(identity.actor(), event, target, error.code, error.message)
         return error.to_wire()
+
+    # -- sessions whose token ended -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._watcher = asyncio.create_task(self._watch_sessions(), name="session-watch")
+
+    async def stop(self) -> None:
+        await cancel_and_wait([self._watcher])
+        self._watcher = None
+
+    async def _watch_sessions(self) -> None:
+        """Every second: sessions whose token was revoked (on any process: the list is shared)
+        or has expired are told why and disconnected."""
+        while True:
+            await asyncio.sleep(SESSION_CHECK_S)
+            now = time.time()
+            for sid, identity in list(self._identities.items()):
+                ended = self._tokens.ended(identity, now)
+                if ended is not None:
+                    try:
+                        await self._end(sid, ended)
+                    except Exception:
+                        log.exception("ending session %s failed", sid)
+
+    async def _end(self, sid: str, reason: str) -> None:
+        identity = self._identities.get(sid)
+        if identity is None:
+            return
+        self.sessions_ended[reason] = self.sessions_ended.get(reason, 0) + 1
+        log.info("session ended (%s) site=%s role=%s", reason, identity.subject, identity.role.value)
+        await self.emit("session:ended", {"reason": reason}, to=sid)
+        await self.disconnect(sid)
 
     # -- events ----------------------------------------------------------------------------
 

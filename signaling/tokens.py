@@ -35,6 +35,7 @@ class Identity:
     site_id: str | None
     subject: str  # stable name for logs and audit: site id or role
     token_id: str = ""  # the token's jti: its pages are counted, its revocation ends them
+    expires_at: float = float("inf")  # the token's exp: its sessions end then
 
     def actor(self) -> Actor:
         return Actor(self.role, self.site_id, self.subject)
@@ -86,7 +87,15 @@ class TokenAuthority:
             raise TokenError("token has an unknown role") from exc
         site_id = claims.get("site")
         self._check_site(role, site_id)
-        return Identity(role, site_id, site_id or role.value, claims["jti"])
+        return Identity(role, site_id, site_id or role.value, claims["jti"], float(claims["exp"]))
+
+    def ended(self, identity: Identity, now: float | None = None) -> str | None:
+        """Why a verified session may no longer act: "revoked", "expired", or None."""
+        if self._revoked is not None and self._revoked.contains(identity.token_id):
+            return "revoked"
+        if (time.time() if now is None else now) >= identity.expires_at:
+            return "expired"
+        return None
 
     def _check_site(self, role: Role, site_id: object) -> None:
         if role.needs_site:

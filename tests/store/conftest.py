@@ -44,7 +44,8 @@ class ServerProcess:
         self.env = dict(os.environ, HALLBRIDGE__SERVER__PORT=str(self.port),
                         HALLBRIDGE__STORE__BACKEND="redis", HALLBRIDGE__STORE__REDIS_URL=redis_url,
                         HALLBRIDGE__STORE__KEY_PREFIX=prefix,
-                        HALLBRIDGE__TOKENS__SECRET_FILE=str(tmp / "secret"))
+                        HALLBRIDGE__TOKENS__SECRET_FILE=str(tmp / "secret"),
+                        HALLBRIDGE__TOKENS__REVOKED_FILE=str(tmp / "revoked"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / f"server-{self.port}.log"
 

@@ -32,6 +32,11 @@ export class BridgeClient extends EventTarget {
     socket.on("connect_error", (err) => this._emit("error", {
       code: (err.data && err.data.code) || "network", message: err.message }));
     socket.on("disconnect", (reason) => this._emit("connection", { connected: false, reason }));
+    // the link was revoked or expired: the server disconnects next and will not take it back
+    socket.on("session:ended", ({ reason }) => {
+      this.ended = reason;
+      this._emit("error", { code: "session_ended", reason, message: `session ended: ${reason}` });
+    });
     return this;
   }
 

@@ -124,7 +124,9 @@ client.addEventListener("connection", (e) => { connected = e.detail.connected; r
 client.addEventListener("state", render);
 client.addEventListener("media", (e) => { mediaState = e.detail.state; render(); });
 client.addEventListener("error", (e) => {
-  $("conn").textContent = e.detail.code === "unauthorized" ? `${t("conn.refused")}: ${e.detail.message}` : e.detail.message;
+  const d = e.detail;
+  $("conn").textContent = d.code === "session_ended" ? t(`session.${d.reason}`)
+    : d.code === "unauthorized" ? `${t("conn.refused")}: ${d.message}` : d.message;
 });
 client.addEventListener("welcome", () => {
   if (joined || client.pc) return;  // a reconnect: the protocol module rejoins by itself
