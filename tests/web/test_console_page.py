@@ -50,7 +50,7 @@ async def test_console_shows_every_site_live_with_thumbnail_meter_and_health(
         assert await offline.get_attribute("data-presence") == "offline"
         assert "Chưa vào" in (await offline.text_content() or "")
         assert "Tắt tiếng" in (await page.locator(f".tile[data-site='{SITES[2]}']").text_content() or "")
-        await page.wait_for_function("document.getElementById('program').videoWidth === 640")
+        await page.wait_for_function("() => document.getElementById('program').videoWidth === 640")
         await page.screenshot(path=str(artifacts / "console-page.png"))
 
         await sites[0].close()  # a site leaves: the console shows it at once
@@ -58,7 +58,7 @@ async def test_console_shows_every_site_live_with_thumbnail_meter_and_health(
         await page.click("#lang")  # English on demand
         assert await page.text_content("#summary") == f"Live {len(SITES) - 1}/66"
         await page.click(f".tile[data-site='{SITES[1]}'] [data-act=pin]")
-        await page.wait_for_function(f"window.hallbridge.client.state.program === '{SITES[1]}'")
+        await page.wait_for_function(f"() => window.hallbridge.client.state.program === '{SITES[1]}'")
         assert server.bridge.conference.program == SITES[1]
     finally:
         await page.close()

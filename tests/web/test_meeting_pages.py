@@ -101,14 +101,14 @@ async def test_a_meeting_across_the_three_pages(server: RunningServer, browsers:
         await moderator.wait_for_selector(f"#queue li[data-site='{A}']")
         await moderator.click(f"#queue li[data-site='{A}'] button:text('Cho phát biểu')")
         await page_b.wait_for_selector(f"#caption[data-program='{A}']", timeout=5_000)
-        await page_b.wait_for_function(f"({READ_CODE})() === {CODE_A}", timeout=10_000, polling=200)
+        await page_b.wait_for_function(f"() => ({READ_CODE})() === {CODE_A}", timeout=10_000, polling=200)
         await page_a.wait_for_selector("#mute-state[data-muted='false']")
         assert server.bridge.conference.control.floor.holders.keys() == {A}
         # the console: A's tile is live, with its thumbnail playing and its meter moving
         tile = f".tile[data-site='{A}']"
         await console.wait_for_selector(f"{tile}[data-presence='live']")
-        await console.wait_for_function(f"(() => {{ const v = document.querySelector(\"{tile} video\");"
-                                        " return v && v.readyState >= 2 && v.videoWidth > 0; })()",
+        await console.wait_for_function(f"() => {{ const v = document.querySelector(\"{tile} video\");"
+                                        " return v && v.readyState >= 2 && v.videoWidth > 0; }}",
                                         timeout=10_000)
         levels = set()
         for _ in range(20):
@@ -116,7 +116,7 @@ async def test_a_meeting_across_the_three_pages(server: RunningServer, browsers:
             levels.add(await console.get_attribute(tile, "data-level"))
         assert levels - {"-127", None}, f"A's meter shows no sound: {levels}"
         await console.wait_for_function(  # the meter bar is drawn when sound comes
-            f"document.querySelector(\"{tile} .meter span\").getBoundingClientRect().width > 0",
+            f"() => document.querySelector(\"{tile} .meter span\").getBoundingClientRect().width > 0",
             timeout=5_000, polling=100)
 
         # roll-call: the moderator starts, a site answers, the console's tally moves
@@ -150,10 +150,10 @@ async def test_the_site_page_reconnects_by_itself_keeping_its_floor_place(
         await page.wait_for_selector("#floor-state[data-position='1']")
         joins = server.bridge.conference.sites[A].joins
         await page.evaluate("window.hallbridge.client.socket.io.engine.close()")  # the line drops
-        await page.wait_for_function("document.getElementById('conn').textContent !== 'Đã kết nối tín hiệu'",
+        await page.wait_for_function("() => document.getElementById('conn').textContent !== 'Đã kết nối tín hiệu'",
                                      timeout=5_000)
         await page.wait_for_selector("#conn:text('Đã kết nối tín hiệu')", timeout=15_000)
-        await page.wait_for_function(f"window.hallbridge.client.state.sites['{A}'].joins > {joins}",
+        await page.wait_for_function(f"() => window.hallbridge.client.state.sites['{A}'].joins > {joins}",
                                      timeout=15_000)
         assert await page.get_attribute("#floor-state", "data-position") == "1"
         assert [r.site for r in server.bridge.conference.control.floor.queue()] == [A]
