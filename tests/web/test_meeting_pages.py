@@ -108,7 +108,7 @@ async def test_a_meeting_across_the_three_pages(server: RunningServer, browsers:
         tile = f".tile[data-site='{A}']"
         await console.wait_for_selector(f"{tile}[data-presence='live']")
         await console.wait_for_function(f"() => {{ const v = document.querySelector(\"{tile} video\");"
-                                        " return v && v.readyState >= 2 && v.videoWidth > 0; }}",
+                                        " return v && v.readyState >= 2 && v.videoWidth > 0; }",
                                         timeout=10_000)
         levels = set()
         for _ in range(20):
@@ -150,8 +150,8 @@ async def test_the_site_page_reconnects_by_itself_keeping_its_floor_place(
         await page.wait_for_selector("#floor-state[data-position='1']")
         joins = server.bridge.conference.sites[A].joins
         await page.evaluate("window.hallbridge.client.socket.io.engine.close()")  # the line drops
-        await page.wait_for_function("() => document.getElementById('conn').textContent !== 'Đã kết nối tín hiệu'",
-                                     timeout=5_000)
+        await page.wait_for_function(
+            "() => document.getElementById('conn').textContent !== 'Đã kết nối tín hiệu'", timeout=5_000)
         await page.wait_for_selector("#conn:text('Đã kết nối tín hiệu')", timeout=15_000)
         await page.wait_for_function(f"() => window.hallbridge.client.state.sites['{A}'].joins > {joins}",
                                      timeout=15_000)

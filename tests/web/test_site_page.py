@@ -45,7 +45,8 @@ async def test_site_page_decodes_the_hall_program(
         await page.goto(f"{server.url}/site.html#token={token}")
         assert "token=" not in page.url, "the token must leave the address bar"
         await page.wait_for_selector("#join:visible")  # the pre-flight check comes first
-        await page.wait_for_function("() => document.getElementById('net-check').textContent.startsWith('OK')")
+        await page.wait_for_function(
+            "() => document.getElementById('net-check').textContent.startsWith('OK')")
         await page.click("#join")
         await page.wait_for_function(
             "async () => { const s = await window.hallbridge.client.programStats();"
