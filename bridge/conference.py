@@ -101,10 +101,14 @@ class Conference:
             changes = self.control.apply(command, actor.role in (Role.SITE, Role.HALL), now, witness)
             return self._patch(changes, now)
 
-        target = command.site if command.site is not None and command.site in self.roster else ""
-        patch = self._audited(actor, command.action, target, now, change)
+        patch = self._audited(actor, command.action, self.audit_target(command.site), now, change)
         assert patch is not None
         return patch
+
+    def audit_target(self, site: object) -> str:
+        """The audit log's `target` for a site a client named: a roster site, or "" (never the
+        client's raw text)."""
+        return site if isinstance(site, str) and site in self.roster else ""
 
     def refuse(self, actor: Actor, action: str, target: str, code: str, message: str,
                now: float) -> None:

@@ -73,9 +73,7 @@ class GatedServer(socketio.AsyncServer):  # type: ignore[misc]
             await asyncio.sleep(SWEEP_S)
             now = time.monotonic()
             for eio_sid, (_, opened, request) in list(self._pending.items()):
-                if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
-                    self._forget(eio_sid)  # joined with a valid token: no longer pending
-                elif now - opened > self._deadline:
+                if now - opened > self._deadline:  # (joined ones left at _handle_connect)
                     self._forget(eio_sid)
                     self.closed_at_deadline += 1
                     try:

@@ -155,8 +155,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                       error: WireError) -> dict[str, Any]:
         """A refusal at the edge; an action that would have changed the conference is audited."""
         if event in AUDITED:
-            target = payload.get("site") if isinstance(payload, dict) else None
-            target = target if isinstance(target, str) and target in self._conference.roster else ""
+            target = self._conference.audit_target(payload.get("site") if isinstance(payload, dict) else None)
             await self._service.refused(identity.actor(), event, target, error.code, error.message)
         return error.to_wire()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -15,6 +17,23 @@ from bench.sim.simulate import SimulatedParticipant
 from bridge.roles import Role
 from signaling.app import BRIDGE, Bridge, create_app
 from signaling.settings import Settings, load_settings
+
+
+async def answers(url: str, seconds: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Whether a server starting in another process answers `url` with 200 within `seconds`
+    (False at once when `alive` says the process is gone)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    async with aiohttp.ClientSession() as http:
+        while loop.time() < end and alive():
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return True
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    return False
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bridge.roles import Role
 from signaling.settings import REPO_ROOT, Settings
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, answers
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
@@ -84,20 +84,10 @@ async def test_the_server_runs_without_the_simulator_and_simulate_says_what_is_m
         sys.executable, "-c", WITHOUT_SIM, "serve", cwd=REPO_ROOT, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
-        import aiohttp
-
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):  # 30 s: it answers in ~2 s when idle
-                try:
-                    async with session.get(f"{settings.server.base_url()}/site.html") as page:
-                        if page.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert serve.returncode is None, "the server stopped"
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the server without Pillow and rich never answered")
+        # 30 s: it answers in ~2 s when idle
+        assert await answers(f"{settings.server.base_url()}/site.html", 30,
+                             alive=lambda: serve.returncode is None), \
+            "the server without Pillow and rich never answered"
     finally:
         serve.terminate()
         _, err = await asyncio.wait_for(serve.communicate(), 30)

@@ -3,7 +3,6 @@ none answers), a key prefix of each test's own, cleaned up after; and servers ru
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
@@ -19,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from signaling.settings import REPO_ROOT
-from tests.conftest import free_port
+from tests.conftest import answers, free_port
 
 REDIS_URL = os.environ.get("HALLBRIDGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -53,16 +52,8 @@ class ServerProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "signaling.cli", "serve"],
                                          cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log)
-        async with aiohttp.ClientSession() as http:
-            for _ in range(150):
-                try:
-                    async with http.get(f"{self.url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise RuntimeError("server did not start")
+        if not await answers(f"{self.url}/healthz", 15):
+            raise RuntimeError("server did not start")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
