@@ -43,6 +43,7 @@ class SiteStatus:
     presence: Presence = Presence.OFFLINE
     since: float = 0.0
     joins: int = 0  # how many times its media connected (reconnects show here)
+    host: str = ""  # the server process whose page connection holds it ("" while offline)
 
     def to_wire(self) -> dict[str, Any]:
         return {"presence": self.presence.value, "since": round(self.since, 3), "joins": self.joins}
@@ -191,19 +192,44 @@ class Conference:
     # -- presence and recording ------------------------------------------------------------
 
     def set_presence(self, site_id: str, presence: Presence, now: float,
-                     since: float | None = None) -> dict[str, Any] | None:
+                     since: float | None = None, host: str | None = None) -> dict[str, Any] | None:
         """Record a site's presence; the patch to broadcast, or None when nothing changed.
 
         `since`: when it really happened, if earlier (a lost site: its last packet), so that the
         attendance gap starts where the site fell silent, not where the watchdog noticed.
+        `host`: the server process that saw it (its page's connection is there).
         """
-        status = self.sites[site_id]
-        if status.presence is presence:
+        away = set(self.control.floor.away_since)
+        if not self._presence(site_id, presence, now, since, host):
             return None
+        return self._presence_patch([site_id], away, now)
+
+    def hosts(self) -> set[str]:
+        """The server processes holding a present site."""
+        return {s.host for s in self.sites.values() if s.presence is not Presence.OFFLINE}
+
+    def hosts_gone(self, gone: dict[str, float], now: float) -> dict[str, Any] | None:
+        """Server processes that died (host -> its last sign of life): the sites they held are
+        offline from then on (their pages did not come back through another process in time):
+        the attendance gap starts there, and a floor holder among them is away (its grace runs).
+        One patch for them all."""
+        away = set(self.control.floor.away_since)
+        changed = [site_id for site_id, status in self.sites.items()
+                   if status.presence is not Presence.OFFLINE and status.host in gone
+                   and self._presence(site_id, Presence.OFFLINE, now, gone[status.host], "")]
+        return self._presence_patch(changed, away, now) if changed else None
+
+    def _presence(self, site_id: str, presence: Presence, now: float, since: float | None,
+                  host: str | None) -> bool:
+        status = self.sites[site_id]
+        host = "" if presence is Presence.OFFLINE else (status.host if host is None else host)
+        if status.presence is presence:
+            changed = host != status.host  # the page came back through another process
+            status.host = host
+            return changed
         at = now if since is None else min(now, max(since, status.since))
-        status.presence, status.since = presence, at
+        status.presence, status.since, status.host = presence, at, host
         attendance, floor = self.control.attendance, self.control.floor
-        away = set(floor.away_since)
         outage = self._outage_start(site_id, at)
         if outage is not None:  # connected before the server restarted: the gap shows
             attendance.left(site_id, outage)
@@ -215,9 +241,13 @@ class Conference:
             attendance.left(site_id, at)
             if presence in (Presence.OFFLINE, Presence.LOST):
                 floor.site_left(site_id, at)
+        return True
+
+    def _presence_patch(self, sites: list[str], away: set[str], now: float) -> dict[str, Any]:
         # a holder who dropped leaves the program to the hall until it is back (no frozen picture)
+        floor = self.control.floor
         patch = self._patch(Changes({"floor"} if set(floor.away_since) != away else set()), now)
-        patch["sites"] = {site_id: status.to_wire()}
+        patch["sites"] = {site_id: self.sites[site_id].to_wire() for site_id in sites}
         return patch
 
     def _outage_start(self, site_id: str, now: float) -> float | None:

@@ -48,7 +48,7 @@ def to_document(c: Conference) -> dict[str, Any]:
         "format": FORMAT, "conference": c.id, "version": c.version, "mode": c.mode,
         "pinned": c.pinned, "program": c.program, "dominant": c.dominant, "recording": c.recording,
         "audit_seq": c.audit.last_seq,
-        "sites": {s: [st.presence.value, st.since, st.joins] for s, st in c.sites.items()},
+        "sites": {s: [st.presence.value, st.since, st.joins, st.host] for s, st in c.sites.items()},
         "floor": {"requests": [asdict(r) for r in ctl.floor.requests],
                   "holders": [asdict(g) for g in ctl.floor.holders.values()],
                   "away": dict(ctl.floor.away_since)},
@@ -71,9 +71,9 @@ def load_document(c: Conference, doc: dict[str, Any]) -> None:
     c.version, c.mode, c.pinned = doc["version"], doc["mode"], doc["pinned"]
     c.program, c.dominant, c.recording = doc["program"], doc["dominant"], doc["recording"]
     c.audit.last_seq = doc["audit_seq"]
-    for site, (presence, since, joins) in doc["sites"].items():
-        if site in c.sites:
-            c.sites[site] = SiteStatus(Presence(presence), since, joins)
+    for site, (presence, since, joins, *host) in doc["sites"].items():
+        if site in c.sites:  # (a state stored before hosts were kept names none)
+            c.sites[site] = SiteStatus(Presence(presence), since, joins, host[0] if host else "")
     floor = doc["floor"]
     ctl.floor.requests = [Request(**r) for r in floor["requests"]]
     ctl.floor.holders = {g["site"]: Grant(**g) for g in floor["holders"]}

@@ -90,7 +90,7 @@ def build_bridge(settings: Settings) -> Bridge:
     speaker = SpeakerParams(tick_s=sp.tick_s, margin_db=sp.margin_db,
                             floor_rise_db_s=sp.floor_rise_db_s, c1=sp.c1, c2=sp.c2, c3=sp.c3)
     service = ConferenceService(conference, media, broadcaster, settings.recording_dir(), speaker,
-                                store)
+                                store, host_grace_s=settings.store.host_grace_s)
     namespace = ConferenceNamespace(tokens, service,
                                     (settings.server.events_per_s, settings.server.events_burst),
                                     settings.server.connections_per_token)

@@ -19,6 +19,7 @@ import socketio
 from bridge.control import Refused
 from bridge.permissions import AUDITED, allowed
 from bridge.roles import Role
+from bridge.store import AlreadyApplied
 from bridge.tasks import cancel_and_wait
 from signaling.ratelimit import TokenBucket
 from signaling.service import ConferenceService, participant_room
@@ -33,11 +34,13 @@ from signaling.wire import (
     parse_media_offer,
     parse_mode,
     parse_site_choice,
+    split_command_id,
 )
 
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 SESSION_CHECK_S = 1.0  # how often live sessions are checked against revocation and expiry
+IDENTIFIED = frozenset({*COMMANDS, "program:set", "program:mode"})  # may carry a command `id`
 
 
 class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -140,13 +143,19 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return await self._refuse(identity, event, payload,
                                       WireError("forbidden", f"role {identity.role.value} may not {event}"))
         try:
-            if handler == self._do_command:
-                return await handler(sid, identity, payload, event)
+            if event in IDENTIFIED:  # a command the client names can be retried safely
+                payload, command_id = split_command_id(payload)
+                scoped = None if command_id is None else f"{identity.token_id}:{command_id}"
+                if handler == self._do_command:
+                    return await handler(sid, identity, payload, scoped, event)
+                return await handler(sid, identity, payload, scoped)
             return await handler(sid, identity, payload)
         except WireError as exc:
             return await self._refuse(identity, event, payload, exc)
         except Refused as refusal:  # the domain refused it, and audited it in the same change
             return WireError(refusal.code, refusal.message).to_wire()
+        except AlreadyApplied as done:  # a retry: the first one was made, once
+            return ok(version=done.version, repeated=True)
         except Exception:
             log.exception("handler failed site=%s event=%s", identity.subject, event)
             return WireError("internal", "the server could not apply this command").to_wire()
@@ -208,20 +217,23 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         parse_empty(payload)
         return ok(state=await self._service.snapshot())
 
-    async def _do_command(self, sid: str, identity: Identity, payload: Any, event: str) -> dict[str, Any]:
+    async def _do_command(self, sid: str, identity: Identity, payload: Any, command_id: str | None,
+                          event: str) -> dict[str, Any]:
         command = parse_command(event, payload, identity.site_id)
-        await self._service.apply(identity.actor(), command)
+        await self._service.apply(identity.actor(), command, command_id)
         return ok(version=self._conference.version)
 
-    async def _do_program_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+    async def _do_program_set(self, sid: str, identity: Identity, payload: Any,
+                              command_id: str | None) -> dict[str, Any]:
         site = parse_site_choice(payload, self._conference.roster, allow_none=False)
         assert site is not None
-        await self._service.set_program(identity.actor(), site)
+        await self._service.set_program(identity.actor(), site, command_id)
         return ok(version=self._conference.version)
 
-    async def _do_program_mode(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
+    async def _do_program_mode(self, sid: str, identity: Identity, payload: Any,
+                               command_id: str | None) -> dict[str, Any]:
         mode = parse_mode(payload)
-        await self._service.set_mode(identity.actor(), mode)
+        await self._service.set_mode(identity.actor(), mode, command_id)
         return ok(version=self._conference.version)
 
     async def _do_listen_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:

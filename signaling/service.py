@@ -60,7 +60,8 @@ class ConferenceService:
 
     def __init__(self, conference: Conference, media: MediaSetup, broadcaster: Broadcaster,
                  recordings: Path, speaker: SpeakerParams | None = None,
-                 store: StateStore | None = None, clock: Callable[[], float] = time.time) -> None:
+                 store: StateStore | None = None, clock: Callable[[], float] = time.time,
+                 host_grace_s: float = 10.0) -> None:
         self.conference = conference
         self.broadcaster = broadcaster
         self.recordings = recordings
@@ -72,7 +73,7 @@ class ConferenceService:
                              on_audio_level=self.on_audio_level)
         self.hub = MediaHub(media.policy, router, observer=self)
         self.keeper = StateKeeper(conference, store or MemoryStore(), self._committed,
-                                  self._reloaded, clock)
+                                  self._reloaded, clock, host_grace_s)
         self.program_switches = 0
         self._muted: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -133,14 +134,17 @@ class ConferenceService:
 
     # -- changes (each is committed before it is told) -------------------------------------
 
-    async def apply(self, actor: Actor, command: Command) -> dict[str, Any] | None:
-        return await self.keeper.change(lambda c, now: c.apply(actor, command, now, self.evidence))
+    async def apply(self, actor: Actor, command: Command, command_id: str | None = None) -> None:
+        """`command_id`: the client's id for it (a retry with the same id is made once:
+        `AlreadyApplied`)."""
+        await self.keeper.change(lambda c, now: c.apply(actor, command, now, self.evidence),
+                                 command_id)
 
-    async def set_program(self, actor: Actor, site: str) -> None:
-        await self.keeper.change(lambda c, now: c.set_program(site, now, actor))
+    async def set_program(self, actor: Actor, site: str, command_id: str | None = None) -> None:
+        await self.keeper.change(lambda c, now: c.set_program(site, now, actor), command_id)
 
-    async def set_mode(self, actor: Actor, mode: str) -> None:
-        await self.keeper.change(lambda c, now: c.set_mode(mode, now, actor))
+    async def set_mode(self, actor: Actor, mode: str, command_id: str | None = None) -> None:
+        await self.keeper.change(lambda c, now: c.set_mode(mode, now, actor), command_id)
 
     async def set_listen(self, participant: str, site: str | None, actor: Actor | None) -> None:
         """`actor` None: the console left (not an action anyone took)."""
@@ -169,12 +173,15 @@ class ConferenceService:
         return await self.hub.stop_recording() if self.hub.recording is not None else None
 
     def presence(self, site: str, presence: Presence, since: float | None = None) -> None:
-        self.keeper.submit(lambda c, now: c.set_presence(site, presence, now, since))
+        """What this process saw of a site (its page's connection is here)."""
+        host = self.keeper.host
+        self.keeper.submit(lambda c, now: c.set_presence(site, presence, now, since, host))
 
     async def presence_now(self, site: str, presence: Presence) -> None:
         """A presence change the caller waits for (a page joining); kept if the store is away."""
+        host = self.keeper.host
         try:
-            await self.keeper.change(lambda c, now: c.set_presence(site, presence, now))
+            await self.keeper.change(lambda c, now: c.set_presence(site, presence, now, None, host))
         except Refused:
             self.presence(site, presence)
 
@@ -235,12 +242,19 @@ class ConferenceService:
         if patch is not None:
             self.broadcaster.publish("state", patch)
 
-    def _reloaded(self, announce: bool) -> None:
-        """The state came from the store: at start, after an outage (both announced to every
-        client with a snapshot), or another process's commit (its patch reached the clients)."""
+    def _reloaded(self, reason: str | None) -> None:
+        """The state came from the store: at start, after an outage, after the store was found
+        emptied and refilled (all announced to every client with a snapshot; a refill also with
+        `store:recovered`), or another process's commit (its patch reached the clients)."""
         self.sync_media()
-        if announce:
-            self.broadcaster.publish("state:snapshot", self.conference.snapshot(time.time()))
+        if reason is None or reason == "replaced":  # (the process that refilled it told everyone)
+            return
+        if reason == "reseeded":
+            self.broadcaster.publish("store:recovered", {
+                "version": self.conference.version,
+                "audit_from": self.conference.audit.entries[0].seq if self.conference.audit.entries
+                else self.conference.audit.last_seq + 1})
+        self.broadcaster.publish("state:snapshot", self.conference.snapshot(time.time()))
 
     def sync_media(self) -> None:
         """The router drops exactly the muted sites' audio; the scene follows program and floor."""

@@ -58,6 +58,7 @@ class StoreSettings:
     backend: str = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "hallbridge:"
+    host_grace_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"server.port out of range: {s.server.port}")
     if s.store.backend not in ("memory", "redis"):
         raise SettingsError(f"store.backend must be 'memory' or 'redis', got {s.store.backend!r}")
+    if not 2.0 <= s.store.host_grace_s <= 300.0:
+        raise SettingsError("store.host_grace_s must be between 2 and 300 seconds")
     if not s.conference.id:
         raise SettingsError("conference.id must not be empty")
     for addr in s.ice.host_addresses:

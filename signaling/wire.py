@@ -72,6 +72,22 @@ def _object(payload: Any, allowed: set[str]) -> dict[str, Any]:
     return payload
 
 
+COMMAND_ID_MAX = 64
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def split_command_id(payload: Any) -> tuple[Any, str | None]:
+    """A state-changing event may carry `id`, the client's name for this command (1-64 of
+    A-Z a-z 0-9 _ -): a retry with the same id is made once. The payload without it, and it."""
+    if not isinstance(payload, dict) or "id" not in payload:
+        return payload, None
+    rest = {k: v for k, v in payload.items() if k != "id"}
+    value = payload["id"]
+    if not isinstance(value, str) or not 0 < len(value) <= COMMAND_ID_MAX or set(value) - _ID_CHARS:
+        raise WireError("bad_request", f"id must be 1-{COMMAND_ID_MAX} characters of A-Z, a-z, 0-9, _ and -")
+    return rest, value
+
+
 def parse_empty(payload: Any) -> None:
     _object(payload, set())
 

@@ -25,9 +25,9 @@ class GatedStore(MemoryStore):
         self.gate.set()
 
     async def commit(self, base_version: int, base_audit_seq: int, document: dict[str, Any] | None,
-                     audit: list[dict[str, Any]]) -> None:
+                     audit: list[dict[str, Any]], attempt: str, command: str | None = None) -> None:
         await self.gate.wait()
-        await super().commit(base_version, base_audit_seq, document, audit)
+        await super().commit(base_version, base_audit_seq, document, audit, attempt, command)
 
 
 async def started(store: MemoryStore) -> tuple[StateKeeper, Conference, list[dict[str, Any]]]:
