@@ -66,6 +66,24 @@ class BridgeCollector(Collector):
                 ("audit_unstored", service.keeper.audit_unstored,
                  "Audit entries of refusals made while the store was away")):
             yield CounterMetricFamily(f"hallbridge_{name}", text, value=value)
+        keeper = service.keeper
+        doubt = CounterMetricFamily("hallbridge_in_doubt_commits", "Commits whose answer was lost, "
+                                    "by how they were settled", labels=["outcome"])
+        for outcome, count in keeper.in_doubt.items():
+            doubt.add_metric([outcome], count)
+        yield doubt
+        yield CounterMetricFamily("hallbridge_store_refills", "Times this process refilled an "
+                                  "emptied state store from its memory", value=keeper.reseeds)
+        ended = CounterMetricFamily("hallbridge_sessions_ended", "Live sessions ended: their token "
+                                    "was revoked or expired", labels=["reason"])
+        for reason in ("revoked", "expired"):
+            ended.add_metric([reason], b.namespace.sessions_ended.get(reason, 0))
+        yield ended
+        gate = CounterMetricFamily("hallbridge_connections_refused", "Connections the gate closed "
+                                   "before they joined", labels=["why"])
+        gate.add_metric(["deadline"], b.sio.closed_at_deadline)
+        gate.add_metric(["pending_per_address"], b.sio.refused_pending)
+        yield gate
         loss = GaugeMetricFamily("hallbridge_site_loss_ratio", "Packet loss of a site (worst way)",
                                  labels=["site"])
         rtt = GaugeMetricFamily("hallbridge_site_rtt_seconds", "Round trip to a site", labels=["site"])

@@ -77,7 +77,10 @@ class StateKeeper:
         self.audit_unstored = 0  # audit entries of refusals made while the store was away
         self.reseeds = 0  # times this process refilled an emptied store
         self.lost_detected_s: float | None = None  # last emptied store: seconds from beat to seed
-        self.in_doubt = {"applied": 0, "not_applied": 0, "unsettled": 0, "repeated": 0}
+        # commits whose answer was lost: settled before answering (applied / not_applied), or
+        # answered in_doubt (unsettled) and settled when the store was back; retries made once
+        self.in_doubt = {"applied": 0, "not_applied": 0, "unsettled": 0, "settled_applied": 0,
+                         "settled_not_applied": 0, "repeated": 0}
 
     @property
     def ready(self) -> bool:
@@ -354,9 +357,10 @@ class StateKeeper:
         unsettled, self._unsettled = self._unsettled, []
         for attempt, command in unsettled:
             try:
-                await self.store.resolve(attempt, command)
+                applied = await self.store.resolve(attempt, command)
+                self.in_doubt["settled_applied" if applied else "settled_not_applied"] += 1
             except AlreadyApplied:
-                pass
+                self.in_doubt["settled_applied"] += 1
             except StoreUnavailable:
                 self._unsettled.append((attempt, command))
 

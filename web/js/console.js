@@ -126,6 +126,10 @@ client.connect();
 client.socket.on("media:stats", (data) => { stats = data.sites; render(); });
 client.addEventListener("connection", (e) => { $("conn").textContent = e.detail.connected ? "" : t("conn.lost"); });
 client.addEventListener("error", (e) => { $("conn").textContent = e.detail.message; });
+// the state store was emptied and refilled from the server's memory: the console says so
+client.addEventListener("notice", (e) => {
+  if (e.detail.code === "store_recovered") $("conn").textContent = t("store.recovered", e.detail);
+});
 $("mode").addEventListener("change", (e) => client.request("program:mode", { mode: e.target.value }));
 $("record").addEventListener("click", () => client.request(client.state.recording ? "record:stop" : "record:start", {}));
 langToggle($("lang"), render);

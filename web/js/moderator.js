@@ -88,6 +88,10 @@ async function downloadReport() {
 
 client.addEventListener("state", () => { render(); refreshAudit(); });
 client.addEventListener("error", (e) => { $("conn").textContent = e.detail.message; });
+// the state store was emptied and refilled from the server's memory: the console says so
+client.addEventListener("notice", (e) => {
+  if (e.detail.code === "store_recovered") $("conn").textContent = t("store.recovered", e.detail);
+});
 client.addEventListener("connection", (e) => { $("conn").textContent = e.detail.connected ? "" : t("conn.lost"); });
 $("next").addEventListener("click", () => send("floor:next", {}));
 $("mode").addEventListener("change", (e) => send("program:mode", { mode: e.target.value }));
