@@ -49,6 +49,19 @@ class MediaSetup:
     keyframe_interval_s: float = 0.5
 
 
+def health_verdict(presence: Presence, h: dict[str, Any]) -> str:
+    """A site's network health for the console: "lost" (no media, or silent too long while live),
+    "poor" (any figure above `POOR`) or "good"."""
+    silent = h["silent_s"]
+    if presence is Presence.LOST or (
+            presence is Presence.LIVE and silent is not None and silent > LOST_AFTER_S):
+        return "lost"
+    if (h["loss_in"] or 0) > POOR["loss"] or (h["loss_out"] or 0) > POOR["loss"] or (
+            h["jitter_ms"] or 0) > POOR["jitter_ms"] or (h["rtt_ms"] or 0) > POOR["rtt_ms"]:
+        return "poor"
+    return "good"
+
+
 def participant_room(participant_id: str) -> str:
     """The Socket.IO room of the one connection that holds a participant's slot."""
     return f"participant:{participant_id}"
@@ -117,16 +130,8 @@ class ConferenceService:
             if status.presence is Presence.OFFLINE:
                 continue
             h = self.hub.router.health(site, now)
-            silent = h["silent_s"]
-            if status.presence is Presence.LOST or (
-                    status.presence is Presence.LIVE and silent is not None and silent > LOST_AFTER_S):
-                verdict = "lost"
-            elif (h["loss_in"] or 0) > POOR["loss"] or (h["loss_out"] or 0) > POOR["loss"] or (
-                    h["jitter_ms"] or 0) > POOR["jitter_ms"] or (h["rtt_ms"] or 0) > POOR["rtt_ms"]:
-                verdict = "poor"
-            else:
-                verdict = "good"
-            out[site] = {"level": round(self.speakers.loudness(site)), "health": verdict,
+            out[site] = {"level": round(self.speakers.loudness(site)),
+                         "health": health_verdict(status.presence, h),
                          "loss": round(100 * max(h["loss_in"] or 0, h["loss_out"] or 0), 1),
                          "jitter_ms": round(h["jitter_ms"] or 0, 1),
                          "rtt_ms": None if h["rtt_ms"] is None else round(h["rtt_ms"])}

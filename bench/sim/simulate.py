@@ -45,6 +45,11 @@ class ReceiveStats:
     code_frames: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=4096))
     frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=8192))  # video, monotonic
     unreadable: int = 0  # sampled pictures whose identity strip was damaged (decoding errors)
+    late_dropped: int = 0  # decoded frames skipped: they waited behind newer ones (a busy client)
+
+
+KEEP_VIDEO = 3  # decoded pictures a receiver lets wait (newer ones replace older)
+KEEP_AUDIO = 50  # decoded audio frames (1 s)
 
 
 class SimulatedParticipant:
@@ -172,9 +177,20 @@ class SimulatedParticipant:
         self._own(self._consume(track, self.slots[slot]), f"recv-{slot}")
 
     async def _consume(self, track: MediaStreamTrack, stats: ReceiveStats) -> None:
+        # aiortc's decoder thread puts every decoded frame on the track's queue, which has no
+        # bound: a client whose event loop falls behind (a loaded machine) would hold minutes of
+        # raw pictures. Like a browser's renderer, skip to the newest few.
+        waiting: asyncio.Queue[Any] | None = getattr(track, "_queue", None)
+        keep = KEEP_AUDIO if track.kind == "audio" else KEEP_VIDEO
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
                 frame = await track.recv()
+                while waiting is not None and waiting.qsize() > keep:
+                    late = waiting.get_nowait()
+                    if late is None:  # the end of the track: keep it for the next recv
+                        waiting.put_nowait(None)
+                        break
+                    stats.late_dropped += 1
                 if track.kind == "audio":
                     stats.audio_frames += 1
                     continue

@@ -45,3 +45,18 @@ def test_recent_loss_forgets_an_outage_that_the_whole_stream_remembers() -> None
     s.report(13.0)
     assert s.recent_loss == 0.0, "the network is fine again"
     assert s.loss_ratio() > 0.7, "the stream's total still counts the outage"
+
+
+def test_console_health_verdicts() -> None:
+    """What a console tile says of a site's network (signaling.service.health_verdict)."""
+    from bridge.conference import Presence
+    from signaling.service import health_verdict
+
+    clean = {"silent_s": 0.1, "loss_in": 0.0, "loss_out": 0.001, "jitter_ms": 4.0, "rtt_ms": 20.0}
+    assert health_verdict(Presence.LIVE, clean) == "good"
+    assert health_verdict(Presence.LIVE, {**clean, "rtt_ms": None, "jitter_ms": None}) == "good"
+    for name, bad in (("loss_in", 0.05), ("loss_out", 0.04), ("jitter_ms", 31.0), ("rtt_ms", 301.0)):
+        assert health_verdict(Presence.LIVE, {**clean, name: bad}) == "poor", name
+    assert health_verdict(Presence.LIVE, {**clean, "silent_s": 60.0}) == "lost"
+    assert health_verdict(Presence.LOST, clean) == "lost"
+    assert health_verdict(Presence.CONNECTING, {**clean, "silent_s": None}) == "good"

@@ -59,6 +59,16 @@ def test_ice_internals_used_for_sending_and_guarding() -> None:
     assert "get_host_addresses(" in source(aioice.Connection.gather_candidates)
 
 
+def test_the_decoded_frame_queue_the_simulator_bounds() -> None:
+    """bench/sim's receiver skips stale frames on `RemoteStreamTrack._queue` (an asyncio.Queue the
+    decoder thread fills; None ends the track)."""
+    from aiortc.rtcrtpreceiver import RemoteStreamTrack, decoder_worker
+
+    assert "self._queue: asyncio.Queue = asyncio.Queue()" in source(RemoteStreamTrack.__init__)
+    assert "frame = await self._queue.get()" in source(RemoteStreamTrack.recv)
+    assert "output_q.put(frame)" in source(decoder_worker)
+
+
 def test_sender_and_transceiver_fields() -> None:
     run_rtcp = source(RTCRtpSender._run_rtcp)
     assert "await self._send_rtcp(packets)" in run_rtcp

@@ -44,7 +44,9 @@ async def test_console_shows_every_site_live_with_thumbnail_meter_and_health(
             levels.add(await page.get_attribute(f".tile[data-site='{SITES[1]}']", "data-level"))
         assert levels - {"-127", None}, f"meter never moved: {levels}"
         net = page.locator(f".tile[data-site='{SITES[1]}'] .net")
-        assert await net.get_attribute("data-health") == "good"
+        # a live site is never "lost"; "good" or "poor" is the jitter of this (possibly loaded)
+        # machine's loopback (the thresholds are tested in tests/bridge/test_stats.py)
+        assert await net.get_attribute("data-health") in ("good", "poor")
         assert "RTT" in (await net.get_attribute("title") or "")
         offline = page.locator(".tile[data-site='stttt-ca-mau']")
         assert await offline.get_attribute("data-presence") == "offline"
