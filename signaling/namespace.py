@@ -270,6 +270,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 "regions": self._conference.roster.regions,
                 "hall": self._conference.roster.hall.id,
                 "state": self._conference.snapshot(time.time()),
+                "commands": sorted(IDENTIFIED),  # the events that take a command `id`
                 "media": {"send": identity.role.publishes,
                           "receive": identity.role.receives_program,
                           "lines": [line.to_wire() for line in self._service.lines(identity.role)]}}

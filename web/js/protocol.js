@@ -4,12 +4,35 @@ import { io } from "/vendor/socket.io/socket.io.esm.min.js";
 
 const ACK_TIMEOUT_MS = 15000;
 const GATHER_TIMEOUT_MS = 5000;
+const COMMAND_RETRIES = 3;   // a command whose outcome is unknown is sent again this many times
+const RETRY_AFTER_MS = 1000;
+const RETRY_CODES = new Set(["in_doubt", "no_reply"]);
+
+// A command id (docs/protocol.md section 3): random hex; crypto.getRandomValues works on plain
+// HTTP too (randomUUID needs a secure context).
+function commandId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+// Patches committed by different server processes may arrive out of order: an early patch waits
+// for the ones before it, at most this long (ms) and this many patches; then the client asks for a
+// snapshot (state:get). Another process's patches came up to 1.7 s late with two processes taking
+// ~20 commands/s on a 2-core machine (tests/store/test_patch_order.py): 5 s is 3x that. A patch
+// that never comes is rare (the server's broadcast queue overflowing), so waiting costs little;
+// asking early would add snapshots when the servers are busiest. docs/protocol.md, "state".
+export const PATCH_WAIT_MS = 5000;
+export const PATCH_BUFFER_MAX = 256;  // 5 s of ~50 patches/s (every site joining at once)
 
 export class BridgeClient extends EventTarget {
-  constructor({ url = location.origin, token }) {
+  // `socketFactory(url, options)`: Socket.IO's `io` unless a test gives its own
+  constructor({ url = location.origin, token, socketFactory = io,
+                patchWaitMs = PATCH_WAIT_MS, patchBufferMax = PATCH_BUFFER_MAX }) {
     super();
     this.url = url;
     this.token = token;
+    this._socketFactory = socketFactory;
+    this._patchWaitMs = patchWaitMs;
+    this._patchBufferMax = patchBufferMax;
     this.me = null;        // {role, site}
     this.roster = [];      // [{id, name, short, region, kind}]
     this.state = null;     // {version, conference, program, sites: {id: {presence, since, joins}}}
@@ -19,19 +42,29 @@ export class BridgeClient extends EventTarget {
     this.senders = {};
     this._quality = null;
     this._media = null;    // what the last joinMedia asked for, to rejoin after a reconnect
+    this._commands = new Set();  // events that take a command id (welcome.commands)
+    this._early = new Map();  // version -> {patch, at}: arrived before the patch it follows
+    this._gapTimer = null;    // asks for a snapshot when the oldest early patch waited too long
+    this._waitFrom = 0;       // the last snapshot (performance.now()): early patches wait anew
+    this._resyncing = false;  // a state:get for a gap is on its way
   }
 
   connect() {
-    const socket = io(this.url, { auth: { token: this.token }, transports: ["websocket"],
+    const socket = this._socketFactory(this.url, { auth: { token: this.token }, transports: ["websocket"],
       reconnectionDelay: 500, reconnectionDelayMax: 2000 });  // back soon after a network loss
     this.socket = socket;
     socket.on("welcome", (w) => this._onWelcome(w));
     socket.on("state", (patch) => this._onPatch(patch));
     socket.on("media:quality", (q) => this._applyQuality(q));
-    socket.on("state:snapshot", (state) => { this.state = state; this._emit("state", state); });
+    socket.on("state:snapshot", (state) => this._replace(state));
     socket.on("connect_error", (err) => this._emit("error", {
       code: (err.data && err.data.code) || "network", message: err.message }));
-    socket.on("disconnect", (reason) => this._emit("connection", { connected: false, reason }));
+    socket.on("disconnect", (reason) => {
+      this._forgetEarly();  // the welcome after a reconnect brings a snapshot that covers them
+      this._emit("connection", { connected: false, reason });
+    });
+    // the state store was emptied and refilled from the server's memory (a snapshot follows)
+    socket.on("store:recovered", (d) => this._emit("notice", { code: "store_recovered", ...d }));
     // the link was revoked or expired: the server disconnects next and will not take it back
     socket.on("session:ended", ({ reason }) => {
       this.ended = reason;
@@ -46,20 +79,36 @@ export class BridgeClient extends EventTarget {
     this.roster = w.roster;
     this.hall = w.hall;
     this.mediaPlan = w.media;
+    this._commands = new Set(w.commands || []);
     this.state = w.state;
     this._emit("welcome", w);
     this._emit("connection", { connected: true });
     this._emit("state", this.state);
+    this._applyEarly();  // patches that came before the welcome, newer than its snapshot
     if (rejoin) {
       try { await this.joinMedia(this._media); } catch (e) { this._emit("error", { code: "media", message: String(e) }); }
     }
   }
 
+  // Patches are applied in version order, each exactly once: an older one is ignored, an early
+  // one waits (bounded) for the ones before it, a gap that does not close asks for a snapshot.
   _onPatch(patch) {
-    if (!this.state || patch.version !== this.state.version + 1) {
-      this.snapshot();  // we missed something: ask for the whole state
+    if (this.state && patch.version <= this.state.version) return;  // had it already
+    if (this.state && patch.version === this.state.version + 1) {
+      this._apply(patch);
+      this._applyEarly();
       return;
     }
+    this._early.set(patch.version, { patch, at: performance.now() });
+    if (this._early.size > this._patchBufferMax) {
+      this._early.delete(Math.min(...this._early.keys()));  // the snapshot will cover the oldest
+      this._resync();
+    } else {
+      this._armGapTimer();
+    }
+  }
+
+  _apply(patch) {
     const next = { ...this.state };
     for (const [key, value] of Object.entries(patch)) {
       if (key === "sites") next.sites = { ...this.state.sites, ...value };
@@ -70,20 +119,102 @@ export class BridgeClient extends EventTarget {
     this._emit("state", next);
   }
 
+  // Apply the early patches that now follow on, drop those the state already has.
+  _applyEarly() {
+    if (!this.state) return;
+    for (const version of this._early.keys()) {
+      if (version <= this.state.version) this._early.delete(version);
+    }
+    let next;
+    while ((next = this._early.get(this.state.version + 1))) {
+      this._early.delete(next.patch.version);
+      this._apply(next.patch);
+    }
+    this._armGapTimer();
+  }
+
+  // The gap in front of the early patches gets patchWaitMs from when the first of them came,
+  // or from the last snapshot (or failed state:get) when that was later.
+  _armGapTimer() {
+    clearTimeout(this._gapTimer);
+    this._gapTimer = null;
+    if (!this._early.size || this._resyncing) return;
+    const since = Math.max(this._waitFrom, Math.min(...[...this._early.values()].map((e) => e.at)));
+    const wait = Math.max(0, since + this._patchWaitMs - performance.now());
+    this._gapTimer = setTimeout(() => this._resync(), wait);
+  }
+
+  _forgetEarly() {
+    this._early.clear();
+    this._armGapTimer();
+  }
+
+  // A gap did not close (or too many patches wait): one state:get at a time.
+  async _resync() {
+    if (this._resyncing) return;
+    this._resyncing = true;
+    this._armGapTimer();
+    let reply;
+    try {
+      reply = await this.request("state:get", {});
+    } catch (err) {
+      this._resyncing = false;
+      this._waitFrom = performance.now();  // the early patches wait again before the next try
+      this._emit("error", { code: err.code || "network", message: `state:get: ${err.message}` });
+      this._armGapTimer();
+      return;
+    }
+    this._resyncing = false;
+    this._takeSnapshot(reply.state);
+  }
+
   async snapshot() {
     const reply = await this.request("state:get", {});
-    this.state = reply.state;
-    this._emit("state", this.state);
+    this._takeSnapshot(reply.state);
     return this.state;
   }
 
+  // A state:get reply from a process that has not yet seen what this client applied is older than
+  // it: keep the newer state (the early patches still apply to it).
+  _takeSnapshot(state) {
+    if (this.state && state.version < this.state.version) {
+      this._waitFrom = performance.now();
+      this._applyEarly();
+    } else {
+      this._replace(state);
+    }
+  }
+
+  // A snapshot replaces the state; the early patches newer than it follow, in order.
+  _replace(state) {
+    this.state = state;
+    this._waitFrom = performance.now();
+    this._emit("state", state);
+    this._applyEarly();
+  }
+
+  // One event and its ack. A state-changing command (welcome.commands) carries a new command id,
+  // so that when its outcome is unknown (in_doubt, or no ack in time) it is sent again, with the
+  // same id, and made once (docs/protocol.md, section 3).
   async request(event, payload) {
-    const reply = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, payload);
-    if (!reply || !reply.ok) {
+    const identified = this._commands.has(event) && payload && typeof payload === "object";
+    const sent = identified && !("id" in payload) ? { ...payload, id: commandId() } : payload;
+    for (let attempt = 0; ; attempt++) {
+      let reply;
+      try {
+        reply = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, sent);
+      } catch (err) {
+        reply = { ok: false, error: { code: "no_reply", message: "no reply" } };
+      }
+      if (reply && reply.ok) return reply;
       const error = (reply && reply.error) || { code: "no_reply", message: "no reply" };
+      if (identified && RETRY_CODES.has(error.code) && attempt < COMMAND_RETRIES) {
+        this._emit("notice", { code: "command_in_doubt", event });
+        await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_MS));
+        continue;
+      }
       throw Object.assign(new Error(error.message), { code: error.code });
     }
-    return reply;
   }
 
   // Join the media plane: offer the m-lines `welcome.media.lines` lists, in order, publishing
