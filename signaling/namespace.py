@@ -220,21 +220,18 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def _do_command(self, sid: str, identity: Identity, payload: Any, command_id: str | None,
                           event: str) -> dict[str, Any]:
         command = parse_command(event, payload, identity.site_id)
-        await self._service.apply(identity.actor(), command, command_id)
-        return ok(version=self._conference.version)
+        return ok(version=await self._service.apply(identity.actor(), command, command_id))
 
     async def _do_program_set(self, sid: str, identity: Identity, payload: Any,
                               command_id: str | None) -> dict[str, Any]:
         site = parse_site_choice(payload, self._conference.roster, allow_none=False)
         assert site is not None
-        await self._service.set_program(identity.actor(), site, command_id)
-        return ok(version=self._conference.version)
+        return ok(version=await self._service.set_program(identity.actor(), site, command_id))
 
     async def _do_program_mode(self, sid: str, identity: Identity, payload: Any,
                                command_id: str | None) -> dict[str, Any]:
         mode = parse_mode(payload)
-        await self._service.set_mode(identity.actor(), mode, command_id)
-        return ok(version=self._conference.version)
+        return ok(version=await self._service.set_mode(identity.actor(), mode, command_id))
 
     async def _do_listen_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         site = parse_site_choice(payload, self._conference.roster, allow_none=True)

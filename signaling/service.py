@@ -139,17 +139,23 @@ class ConferenceService:
 
     # -- changes (each is committed before it is told) -------------------------------------
 
-    async def apply(self, actor: Actor, command: Command, command_id: str | None = None) -> None:
-        """`command_id`: the client's id for it (a retry with the same id is made once:
-        `AlreadyApplied`)."""
-        await self.keeper.change(lambda c, now: c.apply(actor, command, now, self.evidence),
-                                 command_id)
+    async def apply(self, actor: Actor, command: Command, command_id: str | None = None) -> int:
+        """The version the command made (or found, when it changed nothing). `command_id`: the
+        client's id for it (a retry with the same id is made once: `AlreadyApplied`)."""
+        return self._made(await self.keeper.change(
+            lambda c, now: c.apply(actor, command, now, self.evidence), command_id))
 
-    async def set_program(self, actor: Actor, site: str, command_id: str | None = None) -> None:
-        await self.keeper.change(lambda c, now: c.set_program(site, now, actor), command_id)
+    async def set_program(self, actor: Actor, site: str, command_id: str | None = None) -> int:
+        return self._made(await self.keeper.change(lambda c, now: c.set_program(site, now, actor),
+                                                   command_id))
 
-    async def set_mode(self, actor: Actor, mode: str, command_id: str | None = None) -> None:
-        await self.keeper.change(lambda c, now: c.set_mode(mode, now, actor), command_id)
+    async def set_mode(self, actor: Actor, mode: str, command_id: str | None = None) -> int:
+        return self._made(await self.keeper.change(lambda c, now: c.set_mode(mode, now, actor),
+                                                   command_id))
+
+    def _made(self, patch: dict[str, Any] | None) -> int:
+        """A command's own version: its patch's (another change may have followed already)."""
+        return int(patch["version"]) if patch is not None else self.conference.version
 
     async def set_listen(self, participant: str, site: str | None, actor: Actor | None) -> None:
         """`actor` None: the console left (not an action anyone took)."""
