@@ -56,7 +56,9 @@ class BridgeCollector(Collector):
                 ("unrepairable_nacks", router.stats.unrepairable_nacks,
                  "NACKs for packets gone or too old: answered with a keyframe"),
                 ("backlog_dropped", router.stats.backlog_dropped,
-                 "Incoming packets dropped: the fan-out backlog was full"),
+                 "Audio or program packets dropped: the fan-out backlog was full"),
+                ("backlog_thumbnails_dropped", router.stats.backlog_thumbnails_dropped,
+                 "Thumbnail packets that gave way in a full fan-out backlog"),
                 ("ignored_packets", b.hub.ignored_packets,
                  "Packets on a peer connection that were neither RTP nor RTCP of it"),
                 ("broadcasts_dropped", b.broadcaster.dropped,
@@ -74,7 +76,7 @@ class BridgeCollector(Collector):
         yield doubt
         yield CounterMetricFamily("hallbridge_store_refills", "Times this process refilled an "
                                   "emptied state store from its memory", value=keeper.reseeds)
-        ended = CounterMetricFamily("hallbridge_sessions_ended", "Live sessions ended: their token "
+        ended = CounterMetricFamily("hallbridge_sessions_ended", "Live sessions ended: their link "
                                     "was revoked or expired", labels=["reason"])
         for reason in ("revoked", "expired"):
             ended.add_metric([reason], b.namespace.sessions_ended.get(reason, 0))

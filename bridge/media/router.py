@@ -1,7 +1,9 @@
 """The media router: applies the pure forwarding decisions to real endpoints.
 
-Incoming packets wait in one bounded backlog and are fanned out in turns of at most a few
-milliseconds, so a keyframe burst to every site never stalls the event loop. Per packet: parse
+Incoming packets wait in a bounded backlog and are fanned out in arrival order, in turns of at
+most a few milliseconds, so a keyframe burst to every site never stalls the event loop. The
+backlog keeps two queues: what every site needs (audio, the program's picture) and thumbnails (the
+other sources' pictures, for the consoles); when it is full a thumbnail gives way first. Per packet: parse
 once, count it for the publisher's receiver reports, drop muted audio, then for the slots that
 want this source only: admit (keyframe-gated), render the site's numbers on a template shared
 per extension layout, keep it for NACKs, send. Nothing here awaits. `tick()` sends the periodic
@@ -131,7 +133,8 @@ class RouterStats:
     keyframe_requests: int = 0
     unrepairable_nacks: int = 0  # NACKs asking for packets gone or too old: a keyframe instead
     retransmitted: int = 0
-    backlog_dropped: int = 0
+    backlog_dropped: int = 0  # audio or program packets dropped from a full backlog
+    backlog_thumbnails_dropped: int = 0  # thumbnail packets that gave way in a full backlog
 
 
 class MediaRouter:
@@ -149,7 +152,10 @@ class MediaRouter:
         self._by_ssrc: dict[int, Slot] = {}
         self._by_source: dict[tuple[str, str], dict[tuple[str, str], Slot]] = {}
         self._muted: set[str] = set()
-        self._backlog: deque[tuple[str, str, bytes]] = deque()
+        # (arrival number, publisher, kind, packet): every site's needs, and thumbnails
+        self._backlog: deque[tuple[int, str, str, bytes]] = deque()
+        self._thumbnails: deque[tuple[int, str, str, bytes]] = deque()
+        self._arrivals = 0
         self._drain_handle: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_audio_level = on_audio_level  # told every audio packet's RFC 6464 level
@@ -281,12 +287,23 @@ class MediaRouter:
     # -- the packet path -----------------------------------------------------------------
 
     def on_rtp(self, participant_id: str, kind: str, data: bytes) -> None:
-        """Take a packet from the socket callback; the fan-out runs in budgeted turns (`_drain`)."""
-        backlog = self._backlog
-        if len(backlog) >= BACKLOG_PACKETS:
-            backlog.popleft()  # the oldest is the least useful: its moment has passed
-            self.stats.backlog_dropped += 1
-        backlog.append((participant_id, kind, data))
+        """Take a packet from the socket callback; the fan-out runs in budgeted turns (`_drain`).
+        Full: the oldest thumbnail gives way (its moment has passed, and only consoles miss it);
+        audio or the program only when no thumbnail is waiting."""
+        self._arrivals += 1
+        entry = (self._arrivals, participant_id, kind, data)
+        thumbnails = self._thumbnails
+        if kind == "video" and participant_id != self._scene.program:
+            thumbnails.append(entry)
+        else:
+            self._backlog.append(entry)
+        if len(self._backlog) + len(thumbnails) > BACKLOG_PACKETS:
+            if thumbnails:
+                thumbnails.popleft()
+                self.stats.backlog_thumbnails_dropped += 1
+            else:
+                self._backlog.popleft()
+                self.stats.backlog_dropped += 1
         if self._drain_handle is None:
             loop = self._loop or self._bind_loop()
             self._drain_handle = loop.call_soon(self._drain)
@@ -296,16 +313,21 @@ class MediaRouter:
         return self._loop
 
     def _drain(self) -> None:
-        """Forward queued packets for at most one budget, then let the loop run other work:
-        a keyframe burst to 66 sites must not hold signaling (or anything) for 100 ms."""
+        """Forward queued packets, oldest first across both queues, for at most one budget, then
+        let the loop run other work: a keyframe burst to 66 sites must not hold signaling (or
+        anything) for 100 ms."""
         self._drain_handle = None
-        backlog = self._backlog
+        urgent, thumbnails = self._backlog, self._thumbnails
         deadline = time.perf_counter() + DRAIN_BUDGET_S
-        while backlog:
-            self._forward_packet(*backlog.popleft())
+        while urgent or thumbnails:
+            if thumbnails and (not urgent or thumbnails[0][0] < urgent[0][0]):
+                _, participant_id, kind, data = thumbnails.popleft()
+            else:
+                _, participant_id, kind, data = urgent.popleft()
+            self._forward_packet(participant_id, kind, data)
             if time.perf_counter() > deadline:
                 break
-        if backlog:
+        if urgent or thumbnails:
             self._drain_handle = (self._loop or self._bind_loop()).call_soon(self._drain)
 
     def close(self) -> None:
@@ -313,6 +335,7 @@ class MediaRouter:
             self._drain_handle.cancel()
             self._drain_handle = None
         self._backlog.clear()
+        self._thumbnails.clear()
 
     def _forward_packet(self, participant_id: str, kind: str, data: bytes) -> None:
         pub = self._publishers.get(participant_id)

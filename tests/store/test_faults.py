@@ -212,10 +212,10 @@ async def wait_until_ready(server: ServerProcess, seconds: float) -> bool:
 
 
 async def test_sites_of_a_killed_process_go_offline_after_the_grace(tmp_path: Path, prefix: str) -> None:
-    """Two processes on one Redis; one is killed with its pages. After the grace the sites it held
-    are offline from its last beat (the attendance gap starts there); the floor holder among them
-    is away at once and loses the floor by the floor's grace; a page that came back through the
-    other process stays; the other process's own sites are untouched."""
+    """Two processes on one Redis; one is killed with its pages and restarted. After the grace the
+    sites it held are offline from its last beat (the attendance gap starts there); the floor
+    holder among them is away at once and loses the floor by the floor's grace; a page that came
+    back through the other process stays; the other process's own sites are untouched."""
     tokens = tokens_for(tmp_path)
     grace = 3.0
     a, b = ServerProcess(tmp_path, prefix), ServerProcess(tmp_path, prefix)
@@ -245,6 +245,7 @@ async def test_sites_of_a_killed_process_go_offline_after_the_grace(tmp_path: Pa
             a.kill()  # kill -9: its pages die with it and never come back
             killed = time.time()
             await hn.close()
+            await a.start()  # and it is restarted on the same Redis (a new process)
             async with Client(b.url, tokens.issue(Role.SITE, CT)), \
                     Client(b.url, tokens.issue(Role.SITE, DN)):  # DN's page came back, through b
                 assert await poll(lambda s: s["sites"][HN]["presence"] == "offline", state, 3 * (grace + 2))
