@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from signaling.reports import attendance_report
 from signaling.service import ConferenceService, MediaSetup
 from signaling.settings import REPO_ROOT, Settings
 from signaling.tokens import RevocationList, TokenAuthority, load_secret
+from signaling.turn import credentials
 
 log = logging.getLogger(__name__)
 WEB_DIR = REPO_ROOT / "web"
@@ -57,7 +59,8 @@ BRIDGE = web.AppKey("bridge", Bridge)
 
 def allowed_origins(settings: Settings) -> list[str]:
     port = settings.server.port
-    own = [settings.server.base_url(), f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+    scheme = "https" if settings.server.tls else "http"
+    own = [settings.server.base_url(), f"{scheme}://127.0.0.1:{port}", f"{scheme}://localhost:{port}"]
     return [*own, *settings.server.allowed_origins]
 
 
@@ -91,9 +94,16 @@ def build_bridge(settings: Settings) -> Bridge:
                             floor_rise_db_s=sp.floor_rise_db_s, c1=sp.c1, c2=sp.c2, c3=sp.c3)
     service = ConferenceService(conference, media, broadcaster, settings.recording_dir(), speaker,
                                 store, host_grace_s=settings.store.host_grace_s)
+    turn_secret, turn = settings.turn_secret(), settings.turn
+
+    def ice_servers(who: str) -> list[dict[str, Any]]:
+        if turn_secret is None:
+            return []
+        return [credentials(turn_secret, who, time.time(), turn.ttl_s, turn.urls)]
+
     namespace = ConferenceNamespace(tokens, service,
                                     (settings.server.events_per_s, settings.server.events_burst),
-                                    settings.server.connections_per_token)
+                                    settings.server.connections_per_token, ice_servers)
     sio.register_namespace(namespace)
     return Bridge(settings, roster, tokens, conference, service.hub, broadcaster, sio, namespace,
                   service)

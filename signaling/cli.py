@@ -1,4 +1,4 @@
-"""`hallbridge serve | links | simulate | demo`."""
+"""`hallbridge serve | links | simulate | rehearse | revoke | cert | demo`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from bridge.roles import Role
 from bridge.roster import load_roster
 from signaling.app import create_app
 from signaling.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
+from signaling.tls import DEFAULT_DAYS, fingerprints, server_context, write_certificate
 from signaling.tokens import (
     RevocationList,
     SecretError,
@@ -26,6 +28,8 @@ from signaling.tokens import (
     load_secret,
     token_id,
 )
+
+log = logging.getLogger("hallbridge")
 
 
 def authority(settings: Settings) -> TokenAuthority:
@@ -60,9 +64,34 @@ def cmd_serve(settings: Settings) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _use_uvloop()
     app = create_app(settings)
+    context = None
+    paths = settings.tls_paths()
+    if paths is not None:
+        context = server_context(*paths)
+
+        async def reload_on_hup(app: web.Application) -> None:
+            def reload() -> None:
+                try:
+                    context.load_cert_chain(*paths)
+                    log.warning("TLS certificate read again from %s", paths[0])
+                except (OSError, ssl.SSLError) as exc:  # keep serving the one it had
+                    log.error("TLS certificate not reloaded: %s", exc)
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+
+        app.on_startup.append(reload_on_hup)
     print(f"hallbridge: {settings.conference.title} on {settings.server.base_url()}", flush=True)
     web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
-                access_log=None)
+                access_log=None, ssl_context=context)
+
+
+def cmd_cert(hosts: list[str], out: Path, days: int) -> None:
+    cert, key = write_certificate(out, hosts, days)
+    prints = fingerprints(cert.read_bytes())
+    print(f"certificate: {cert}\nkey:         {key}  (mode 0600)\nfor:         {', '.join(hosts)}, "
+          f"{days} days\nSHA-256:     {prints.sha256}\nSPKI:        {prints.spki_sha256}")
+    print("set server.tls_cert and server.tls_key to these files; operators compare the SHA-256 "
+          "with what their browser shows before they trust it")
 
 
 def cmd_links(settings: Settings, role: str | None) -> None:
@@ -180,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     p_sim.add_argument("--out", type=Path, help="save the rehearsal summary (JSON) here")
     p_revoke = sub.add_parser("revoke", help="refuse a join link from now on")
     p_revoke.add_argument("token", help="the token (the part after #token= in the link)")
+    p_cert = sub.add_parser("cert", help="write a self-signed certificate for a rehearsal")
+    p_cert.add_argument("--host", action="append", required=True,
+                        help="a DNS name or IP address the sites use (repeat for each)")
+    p_cert.add_argument("--out", type=Path, default=Path(".hallbridge/tls"))
+    p_cert.add_argument("--days", type=int, default=DEFAULT_DAYS)
     p_demo = sub.add_parser("demo", help="serve plus a simulated hall and sites")
     p_demo.add_argument("--sites", type=int, default=6)
     args = parser.parse_args(argv)
@@ -195,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (SimulatorMissing, TokenError) as exc:
         print(f"hallbridge: {exc}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:
+        print(f"hallbridge: settings: {exc}", file=sys.stderr)
         return 2
 
 
@@ -213,6 +250,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     elif args.command == "revoke":
         RevocationList(settings.revoked_path()).add(token_id(args.token))
         print("revoked: the link can no longer join (running servers see it at once)")
+    elif args.command == "cert":
+        cmd_cert(args.host, args.out, args.days)
     elif args.command == "demo":
         cmd_demo(settings, args.config, args.sites)
     return 0

@@ -45,8 +45,12 @@ IDENTIFIED = frozenset({*COMMANDS, "program:set", "program:mode"})  # may carry 
 
 class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, tokens: TokenAuthority, service: ConferenceService,
-                 rate: tuple[float, float] = (20.0, 40.0), per_token: int = 4) -> None:
+                 rate: tuple[float, float] = (20.0, 40.0), per_token: int = 4,
+                 ice_servers: Callable[[str], list[dict[str, Any]]] = lambda who: []) -> None:
+        """`ice_servers(who)`: the STUN/TURN servers a client is given (TURN credentials of its
+        own, named after `who`)."""
         super().__init__("/")
+        self._ice_servers = ice_servers
         self._rate = rate
         self._per_token = per_token
         self._tokens = tokens
@@ -268,6 +272,8 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 "hall": self._conference.roster.hall.id,
                 "state": self._conference.snapshot(time.time()),
                 "commands": sorted(IDENTIFIED),  # the events that take a command `id`
+                "ice": {"servers": self._ice_servers(
+                    identity.site_id or f"{identity.role.value}-{identity.token_id[:12]}")},
                 "media": {"send": identity.role.publishes,
                           "receive": identity.role.receives_program,
                           "lines": [line.to_wire() for line in self._service.lines(identity.role)]}}

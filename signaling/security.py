@@ -2,7 +2,7 @@
 
 Scripts, styles, media and connections from this origin only; never framed; no referrer (the join
 token rides in the URL fragment, and a page's links must not leak its path); no MIME sniffing;
-no caching of reports and API answers; no software version in `Server`.
+no caching of reports and API answers; no software version in `Server`; over TLS, HSTS.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 REPORT_CSP = ("default-src 'none'; style-src 'sha256-"
               + base64.b64encode(hashlib.sha256(REPORT_CSS.encode()).digest()).decode()
               + "'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+HSTS = "max-age=31536000"  # a year; not includeSubDomains: the ministry's other hosts are not ours
 HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
@@ -37,6 +38,8 @@ async def _harden(request: web.Request, response: web.StreamResponse) -> None:
         headers.setdefault(name, value)
     if request.path.startswith("/api/") or request.path in ("/metrics", "/readyz", "/healthz"):
         headers["Cache-Control"] = "no-store"
+    if request.secure:  # served over TLS: browsers keep to HTTPS for this host from now on
+        headers.setdefault("Strict-Transport-Security", HSTS)
     headers["Server"] = "hallbridge"  # aiohttp would name itself and its version
 
 

@@ -34,9 +34,16 @@ class ServerSettings:
     connect_deadline_s: float = 5.0
     pending_per_address: int = 128
     connections_per_token: int = 4
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
 
     def base_url(self) -> str:
-        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return self.public_url.rstrip("/") or f"{scheme}://{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,14 @@ class StoreSettings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "hallbridge:"
     host_grace_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSettings:
+    urls: list[str] = field(default_factory=list)
+    secret_env: str = "HALLBRIDGE_TURN_SECRET"
+    secret_file: str = ""
+    ttl_s: int = 43200
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +137,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     conference: ConferenceSettings = field(default_factory=ConferenceSettings)
     ice: IceSettings = field(default_factory=IceSettings)
+    turn: TurnSettings = field(default_factory=TurnSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     tokens: TokenSettings = field(default_factory=TokenSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
@@ -145,6 +161,28 @@ class Settings:
     def secret_path(self) -> Path:
         path = Path(self.tokens.secret_file)
         return path if path.is_absolute() else REPO_ROOT / path
+
+    def turn_secret(self) -> bytes | None:
+        """The TURN shared secret (from `turn.secret_env`, else `turn.secret_file`), or None when
+        no TURN server is configured. Never logged, never sent to a client."""
+        if not self.turn.urls:
+            return None
+        value = os.environ.get(self.turn.secret_env, "")
+        if not value and self.turn.secret_file:
+            path = Path(self.turn.secret_file)
+            value = (path if path.is_absolute() else REPO_ROOT / path).read_text().strip()
+        if not value:
+            raise SettingsError(f"turn.urls is set: give the TURN secret in ${self.turn.secret_env} "
+                                "or turn.secret_file (coturn's static-auth-secret)")
+        return value.encode()
+
+    def tls_paths(self) -> tuple[Path, Path] | None:
+        """The certificate and key files (relative to the checkout), or None: plain HTTP."""
+        if not self.server.tls:
+            return None
+        cert, key = Path(self.server.tls_cert), Path(self.server.tls_key)
+        return (cert if cert.is_absolute() else REPO_ROOT / cert,
+                key if key.is_absolute() else REPO_ROOT / key)
 
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Settings) if f.name != "base_dir"}
@@ -216,6 +254,15 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"server.port out of range: {s.server.port}")
     if s.store.backend not in ("memory", "redis"):
         raise SettingsError(f"store.backend must be 'memory' or 'redis', got {s.store.backend!r}")
+    for url in s.turn.urls:
+        if not url.startswith(("turn:", "turns:")):
+            raise SettingsError(f"turn.urls: {url!r} is not a turn: or turns: URL")
+    if not 60 <= s.turn.ttl_s <= 7 * 86400:
+        raise SettingsError("turn.ttl_s must be between 60 s and 7 days")
+    if bool(s.server.tls_cert) != bool(s.server.tls_key):
+        raise SettingsError("server.tls_cert and server.tls_key go together: set both or neither")
+    if s.server.public_url and not s.server.public_url.startswith(("http://", "https://")):
+        raise SettingsError("server.public_url must start with https:// (or http://)")
     if not 2.0 <= s.store.host_grace_s <= 300.0:
         raise SettingsError("store.host_grace_s must be between 2 and 300 seconds")
     if not s.conference.id:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -63,16 +64,19 @@ class SimulatedParticipant:
 
     def __init__(self, url: str, token: str, name: str, code: int, *, width: int = 640,
                  height: int = 360, fps: int = 30, host_addresses: tuple[str, ...] = ("127.0.0.1",),
-                 publish: bool = True, resilient: bool = False, local_address: str | None = None) -> None:
+                 publish: bool = True, resilient: bool = False, local_address: str | None = None,
+                 ca_file: str | None = None) -> None:
         self.url, self.name, self.code = url, name, code
         self._token = token
         self._video_args = (width, height, fps)
         self._host_addresses = (local_address,) if local_address else host_addresses
         self._publish = publish
         session: dict[str, Any] = {}
-        if local_address is not None:
-            session["http_session"] = lambda: aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(local_addr=(local_address, 0)))
+        if local_address is not None or ca_file is not None:
+            # an https:// server whose certificate is trusted from this file only (a rehearsal's)
+            tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
+            session["http_session"] = lambda: aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+                local_addr=(local_address, 0) if local_address else None, ssl=tls or True))
         self.sio = socketio.AsyncClient(reconnection=resilient, reconnection_delay=0.5,
                                         reconnection_delay_max=2, **session)
         self.rejoins = 0  # media rejoined after a reconnect (resilient only)

@@ -25,6 +25,8 @@ def check_common(path: str, headers: Mapping[str, str]) -> None:
     assert headers.get("X-Frame-Options") == "DENY", path
     assert headers.get("Referrer-Policy") == "no-referrer", path
     assert headers.get("X-Content-Type-Options") == "nosniff", path
+    # HSTS only over TLS (tests/signaling/test_tls.py): plain HTTP on localhost must stay usable
+    assert "Strict-Transport-Security" not in headers, path
     server = headers.get("Server", "")
     assert not re.search(r"\d|aiohttp|python", server, re.I), f"{path}: Server says {server!r}"
 

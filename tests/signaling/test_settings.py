@@ -27,7 +27,7 @@ def test_shipped_file_matches_the_defaults_and_documents_every_key() -> None:
     assert shipped == load_settings(None, env={})
     text = DEFAULT_CONFIG.read_text(encoding="utf-8")
     sections = [f.name for f in dataclasses.fields(shipped) if f.name != "base_dir"]
-    assert len(sections) == 9
+    assert len(sections) == 10
     for section in sections:
         assert f"\n[{section}]\n" in text, f"[{section}] is not in configs/hallbridge.toml"
         for key in type(getattr(shipped, section)).__dataclass_fields__:

@@ -43,6 +43,9 @@ export class BridgeClient extends EventTarget {
     this._quality = null;
     this._media = null;    // what the last joinMedia asked for, to rejoin after a reconnect
     this._commands = new Set();  // events that take a command id (welcome.commands)
+    this.ice = { servers: [] };  // welcome.ice
+    this.iceTransportPolicy = typeof location !== "undefined"
+      && new URLSearchParams(location.search).get("ice") === "relay" ? "relay" : "all";
     this._early = new Map();  // version -> {patch, at}: arrived before the patch it follows
     this._gapTimer = null;    // asks for a snapshot when the oldest early patch waited too long
     this._waitFrom = 0;       // the last snapshot (performance.now()): early patches wait anew
@@ -80,6 +83,7 @@ export class BridgeClient extends EventTarget {
     this.hall = w.hall;
     this.mediaPlan = w.media;
     this._commands = new Set(w.commands || []);
+    this.ice = w.ice || { servers: [] };
     this.state = w.state;
     this._emit("welcome", w);
     this._emit("connection", { connected: true });
@@ -223,7 +227,10 @@ export class BridgeClient extends EventTarget {
   async joinMedia({ stream = null } = {}) {
     this._media = { stream };
     if (this.pc) this.pc.close();
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    // the STUN/TURN servers welcome gave this client (TURN credentials of its own, expiring);
+    // ?ice=relay on the page's address forces the TURN path (a technician's check of it)
+    const pc = new RTCPeerConnection({ iceServers: (this.ice && this.ice.servers) || [],
+                                       iceTransportPolicy: this.iceTransportPolicy });
     this.pc = pc;
     this.slotByMid = new Map();
     this.senders = {};
