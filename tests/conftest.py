@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import shutil
 import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -95,3 +98,35 @@ async def server(settings: Settings) -> AsyncIterator[RunningServer]:
         yield RunningServer(settings, app)
     finally:
         await runner.cleanup()
+
+
+TURN_SECRET = b"coturn-static-auth-secret-for-tests"
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[int]:
+    binary = shutil.which("turnserver")
+    if binary is None:
+        pytest.fail("coturn's turnserver is missing: .ci/setup installs it")
+    port = free_port()
+    low = free_port() // 2 * 2 % 50000 + 10000
+    proc = subprocess.Popen(
+        [binary, "-n", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
+         "--listening-port", str(port), "--min-port", str(low), "--max-port", str(low + 100),
+         "--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls", "--use-auth-secret",
+         f"--static-auth-secret={TURN_SECRET.decode()}", "--realm", "hallbridge.test",
+         "--log-file", str(tmp_path / "turn.log"), "--pidfile", str(tmp_path / "turn.pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("coturn did not start")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)

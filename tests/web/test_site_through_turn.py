@@ -1,0 +1,67 @@
+"""A site page in real Chromium reaches the bridge only through a real coturn, over TCP (as a
+department behind a firewall that passes TCP alone would), with the credentials its welcome gave
+it, and decodes the program (issue 16)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser
+
+from bridge.roles import Role
+from signaling.app import create_app
+from signaling.settings import Settings
+from tests.conftest import TURN_SECRET, RunningServer
+from tests.web.test_site_page import decoded
+
+pytestmark = pytest.mark.browser
+RELAY_PAIR = """async () => {
+  const report = await window.hallbridge.client.pc.getStats();
+  const stats = [...report.values()];
+  const transport = stats.find((s) => s.type === "transport" && s.selectedCandidatePairId);
+  const pair = transport && report.get(transport.selectedCandidatePairId);
+  const local = pair && report.get(pair.localCandidateId);
+  return local ? {type: local.candidateType, relayProtocol: local.relayProtocol || null} : null;
+}"""
+
+
+@pytest.fixture
+async def turn_server(settings: Settings, coturn: int,
+                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
+    monkeypatch.setenv("HALLBRIDGE_TURN_SECRET", TURN_SECRET.decode())
+    settings = replace(settings, turn=replace(settings.turn, urls=[f"turn:127.0.0.1:{coturn}?transport=tcp"]))
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
+    await runner.setup()
+    await web.TCPSite(runner, settings.server.host, settings.server.port).start()
+    try:
+        yield RunningServer(settings, app)
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_site_joins_through_turn_over_tcp_and_decodes_the_program(
+        turn_server: RunningServer, browser: Browser) -> None:
+    hall = turn_server.participant(Role.HALL, width=640, height=360, fps=30)
+    await hall.connect()
+    await hall.join_media()
+    page = await browser.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        token = turn_server.token(Role.SITE, "stttt-lao-cai")
+        await page.goto(f"{turn_server.url}/site.html?ice=relay#token={token}")
+        await page.wait_for_selector("#join:visible")
+        await page.click("#join")
+        await page.wait_for_function(
+            "async () => { const s = await window.hallbridge.client.programStats();"
+            " return s && s.framesDecoded > 10; }", timeout=30_000, polling=250)
+        first = await decoded(page)
+        await page.wait_for_timeout(1500)
+        assert (await decoded(page))["frames"] > first["frames"] + 15
+        pair = await page.evaluate(RELAY_PAIR)
+        assert pair == {"type": "relay", "relayProtocol": "tcp"}, pair
+    finally:
+        await page.close()
+        await hall.close()
