@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -87,17 +89,25 @@ class RunningServer:
         return SimulatedParticipant(self.url, self.token(role, site_id), name, code, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+@contextlib.asynccontextmanager
+async def running(settings: Settings, ssl_context: ssl.SSLContext | None = None
+                  ) -> AsyncIterator[RunningServer]:
+    """The app in this process on `settings.server` (over TLS with `ssl_context`)."""
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
     await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+    site = web.TCPSite(runner, settings.server.host, settings.server.port, ssl_context=ssl_context)
     await site.start()
     try:
         yield RunningServer(settings, app)
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+    async with running(settings) as running_server:
+        yield running_server
 
 
 TURN_SECRET = b"coturn-static-auth-secret-for-tests"
@@ -109,10 +119,9 @@ def coturn(tmp_path: Path) -> Iterator[int]:
     if binary is None:
         pytest.fail("coturn's turnserver is missing: .ci/setup installs it")
     port = free_port()
-    low = free_port() // 2 * 2 % 50000 + 10000
     proc = subprocess.Popen(
         [binary, "-n", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
-         "--listening-port", str(port), "--min-port", str(low), "--max-port", str(low + 100),
+         "--listening-port", str(port),
          "--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls", "--use-auth-secret",
          f"--static-auth-secret={TURN_SECRET.decode()}", "--realm", "hallbridge.test",
          "--log-file", str(tmp_path / "turn.log"), "--pidfile", str(tmp_path / "turn.pid")],

@@ -13,12 +13,10 @@ from dataclasses import replace
 
 import pytest
 import socketio
-from aiohttp import web
 
 from bridge.roles import Role
-from signaling.app import create_app
 from signaling.settings import Settings, SettingsError
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, running
 
 SECRET = "bí-mật-turn-của-hội-nghị"  # coturn's static-auth-secret
 URLS = ["turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"]
@@ -27,15 +25,8 @@ URLS = ["turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"
 @pytest.fixture
 async def turn_server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
     monkeypatch.setenv("HALLBRIDGE_TURN_SECRET", SECRET)
-    settings = replace(settings, turn=replace(settings.turn, urls=URLS, ttl_s=3600))
-    app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
-    await runner.setup()
-    await web.TCPSite(runner, settings.server.host, settings.server.port).start()
-    try:
-        yield RunningServer(settings, app)
-    finally:
-        await runner.cleanup()
+    async with running(replace(settings, turn=replace(settings.turn, urls=URLS, ttl_s=3600))) as server:
+        yield server
 
 
 async def welcome_of(server: RunningServer, token: str) -> dict[str, object]:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from bridge.roles import Role
 from tests.conftest import RunningServer
 from tests.store.conftest import ServerProcess
 from tests.store.test_stores import ROSTER, Client, tokens_for
-from tests.web.conftest import CHROMIUM, FLAGS
+from tests.web.conftest import chromium
 
 pytestmark = pytest.mark.browser
 COMMANDS = 200
@@ -57,12 +57,8 @@ SEEN = "() => window.patchOrder"
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def open_page(browser: Browser, url: str, page_name: str, token: str) -> Page:

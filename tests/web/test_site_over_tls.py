@@ -9,16 +9,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from bridge.roles import Role
-from signaling.app import create_app
 from signaling.settings import Settings
 from signaling.tls import fingerprints, server_context, write_certificate
-from tests.conftest import RunningServer
-from tests.web.conftest import CHROMIUM, FLAGS
-from tests.web.test_site_page import decoded
+from tests.conftest import RunningServer, running
+from tests.web.conftest import chromium
+from tests.web.test_site_page import decodes_the_program
 
 pytestmark = pytest.mark.browser
 
@@ -27,27 +25,15 @@ pytestmark = pytest.mark.browser
 async def tls_server(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[RunningServer, Path]]:
     cert, key = write_certificate(tmp_path / "tls", ["127.0.0.1"])
     settings = replace(settings, server=replace(settings.server, tls_cert=str(cert), tls_key=str(key)))
-    app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
-    await runner.setup()
-    await web.TCPSite(runner, settings.server.host, settings.server.port,
-                      ssl_context=server_context(cert, key)).start()
-    try:
-        yield RunningServer(settings, app), cert
-    finally:
-        await runner.cleanup()
+    async with running(settings, server_context(cert, key)) as server:
+        yield server, cert
 
 
 @pytest.fixture
 async def pinned_browser(tls_server: tuple[RunningServer, Path]) -> AsyncIterator[Browser]:
     spki = fingerprints(tls_server[1].read_bytes()).spki_sha256
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=[*FLAGS, f"--ignore-certificate-errors-spki-list={spki}"])
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium(f"--ignore-certificate-errors-spki-list={spki}") as b:
+        yield b
 
 
 async def test_a_site_joins_over_https_and_wss_and_decodes_the_program(
@@ -66,12 +52,7 @@ async def test_a_site_joins_over_https_and_wss_and_decodes_the_program(
         assert await page.evaluate("() => window.isSecureContext") is True
         await page.wait_for_selector("#join:visible")
         await page.click("#join")
-        await page.wait_for_function(
-            "async () => { const s = await window.hallbridge.client.programStats();"
-            " return s && s.framesDecoded > 10; }", timeout=20_000, polling=250)
-        first = await decoded(page)
-        await page.wait_for_timeout(1500)
-        assert (await decoded(page))["frames"] > first["frames"] + 15
+        await decodes_the_program(page)
         assert sockets and all(u.startswith("wss://127.0.0.1:") for u in sockets), sockets
     finally:
         await page.close()

@@ -33,6 +33,19 @@ async def decoded(page: Page) -> dict[str, int]:
     return stats or {"frames": 0, "width": 0, "height": 0}
 
 
+async def decodes_the_program(page: Page, timeout_ms: float = 20_000) -> dict[str, int]:
+    """The page's program picture is being decoded, and goes on (over 10 frames a second): its
+    last figures."""
+    await page.wait_for_function(
+        "async () => { const s = await window.hallbridge.client.programStats();"
+        " return s && s.framesDecoded > 10; }", timeout=timeout_ms, polling=250)
+    first = await decoded(page)
+    await page.wait_for_timeout(1500)
+    later = await decoded(page)
+    assert later["frames"] > first["frames"] + 15, (first, later)
+    return later
+
+
 async def test_site_page_decodes_the_hall_program(
     server: RunningServer, browser: Browser, artifacts: Path
 ) -> None:
@@ -48,13 +61,7 @@ async def test_site_page_decodes_the_hall_program(
         await page.wait_for_function(
             "() => document.getElementById('net-check').textContent.startsWith('OK')")
         await page.click("#join")
-        await page.wait_for_function(
-            "async () => { const s = await window.hallbridge.client.programStats();"
-            " return s && s.framesDecoded > 10; }", timeout=20_000, polling=250)
-        first = await decoded(page)
-        await page.wait_for_timeout(1500)
-        later = await decoded(page)
-        assert later["frames"] > first["frames"] + 15, (first, later)
+        later = await decodes_the_program(page)
         assert (later["width"], later["height"]) == (640, 360)
         pair = await page.evaluate(SELECTED_PAIR)
         for side in ("local", "remote"):

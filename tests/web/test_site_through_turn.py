@@ -8,14 +8,12 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser
 
 from bridge.roles import Role
-from signaling.app import create_app
 from signaling.settings import Settings
-from tests.conftest import TURN_SECRET, RunningServer
-from tests.web.test_site_page import decoded
+from tests.conftest import TURN_SECRET, RunningServer, running
+from tests.web.test_site_page import decodes_the_program
 
 pytestmark = pytest.mark.browser
 RELAY_PAIR = """async () => {
@@ -32,15 +30,9 @@ RELAY_PAIR = """async () => {
 async def turn_server(settings: Settings, coturn: int,
                       monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
     monkeypatch.setenv("HALLBRIDGE_TURN_SECRET", TURN_SECRET.decode())
-    settings = replace(settings, turn=replace(settings.turn, urls=[f"turn:127.0.0.1:{coturn}?transport=tcp"]))
-    app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
-    await runner.setup()
-    await web.TCPSite(runner, settings.server.host, settings.server.port).start()
-    try:
-        yield RunningServer(settings, app)
-    finally:
-        await runner.cleanup()
+    urls = [f"turn:127.0.0.1:{coturn}?transport=tcp"]
+    async with running(replace(settings, turn=replace(settings.turn, urls=urls))) as server:
+        yield server
 
 
 async def test_a_site_joins_through_turn_over_tcp_and_decodes_the_program(
@@ -54,12 +46,7 @@ async def test_a_site_joins_through_turn_over_tcp_and_decodes_the_program(
         await page.goto(f"{turn_server.url}/site.html?ice=relay#token={token}")
         await page.wait_for_selector("#join:visible")
         await page.click("#join")
-        await page.wait_for_function(
-            "async () => { const s = await window.hallbridge.client.programStats();"
-            " return s && s.framesDecoded > 10; }", timeout=30_000, polling=250)
-        first = await decoded(page)
-        await page.wait_for_timeout(1500)
-        assert (await decoded(page))["frames"] > first["frames"] + 15
+        await decodes_the_program(page, 30_000)
         pair = await page.evaluate(RELAY_PAIR)
         assert pair == {"type": "relay", "relayProtocol": "tcp"}, pair
     finally:
