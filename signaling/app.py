@@ -19,7 +19,7 @@ from bridge.media.sdp import parse_networks
 from bridge.media.speaker import SpeakerParams
 from bridge.roster import Roster, load_roster
 from bridge.store import MemoryStore, StateStore
-from signaling import metrics, security
+from signaling import metrics, proxies, security
 from signaling.broadcast import Broadcaster
 from signaling.gate import GatedServer
 from signaling.namespace import ConferenceNamespace
@@ -111,6 +111,7 @@ def build_bridge(settings: Settings) -> Bridge:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
+    proxies.install(app, settings.server.trusted_proxies)  # first: everything after sees the client
     bridge = build_bridge(settings)
     app[BRIDGE] = bridge
     bridge.sio.attach(app)

@@ -47,6 +47,8 @@ class GatedServer(socketio.AsyncServer):  # type: ignore[misc]
         address = str(getattr(request, "remote", None) or environ.get("REMOTE_ADDR", ""))
         if self._by_address[address] >= self._per_address:
             self.refused_pending += 1
+            log.warning("refused a connection from %s: %d already waiting to present a token",
+                        address, self._by_address[address])
             return False  # Engine.IO answers 401: the handshake is refused
         self._pending[eio_sid] = (address, time.monotonic(), request)
         self._by_address[address] += 1

@@ -13,6 +13,7 @@ import hashlib
 from aiohttp import web
 
 from bridge.control.attendance import REPORT_CSS
+from signaling.proxies import FORWARDED_SECURE
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -38,7 +39,8 @@ async def _harden(request: web.Request, response: web.StreamResponse) -> None:
         headers.setdefault(name, value)
     if request.path.startswith("/api/") or request.path in ("/metrics", "/readyz", "/healthz"):
         headers["Cache-Control"] = "no-store"
-    if request.secure:  # served over TLS: browsers keep to HTTPS for this host from now on
+    # served over TLS (here, or by a trusted proxy): browsers keep to HTTPS for this host from now on
+    if request.secure or request.get(FORWARDED_SECURE, False):
         headers.setdefault("Strict-Transport-Security", HSTS)
     headers["Server"] = "hallbridge"  # aiohttp would name itself and its version
 

@@ -36,6 +36,8 @@ class ServerSettings:
     connections_per_token: int = 4
     tls_cert: str = ""
     tls_key: str = ""
+    # reverse proxies (CIDRs) whose X-Forwarded-For/-Proto/-Host are believed; nobody else's are
+    trusted_proxies: list[str] = field(default_factory=list)
 
     @property
     def tls(self) -> bool:
@@ -269,6 +271,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError("conference.id must not be empty")
     for addr in s.ice.host_addresses:
         _check(f"ice.host_addresses: {addr!r}", ipaddress.ip_address, addr)
+    for net in s.server.trusted_proxies:
+        _check(f"server.trusted_proxies: {net!r}", ipaddress.ip_network, net)
     for net in s.ice.remote_networks:
         _check(f"ice.remote_networks: {net!r}", ipaddress.ip_network, net)
     for url in s.ice.servers:
