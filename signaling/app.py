@@ -72,8 +72,9 @@ def build_bridge(settings: Settings) -> Bridge:
     c = settings.control
     rules = FloorRules(c.max_speakers, c.auto_accept, c.speaking_limit_s, c.warning_s, c.grace_s)
     conference = Conference(settings.conference.id, settings.conference.title, roster, rules)
-    policy = IcePolicy(settings.ice.servers, settings.ice.host_addresses,
-                       parse_networks(settings.ice.remote_networks))
+    ice = settings.ice
+    policy = IcePolicy(ice.servers, ice.host_addresses, parse_networks(ice.remote_networks),
+                       ice.announce_addresses, ice.ports())
     media = MediaSetup(policy, settings.media.ladder(), settings.media.pli_interval_ms / 1000)
     store: StateStore = MemoryStore()
     manager = None

@@ -59,6 +59,8 @@ class BridgeCollector(Collector):
                  "Audio or program packets dropped: the fan-out backlog was full"),
                 ("backlog_thumbnails_dropped", router.stats.backlog_thumbnails_dropped,
                  "Thumbnail packets that gave way in a full fan-out backlog"),
+                ("ice_ports_exhausted", b.hub.policy.hosts.exhausted,
+                 "Peer connections offered no host candidate: ice.port_range was all taken"),
                 ("ignored_packets", b.hub.ignored_packets,
                  "Packets on a peer connection that were neither RTP nor RTCP of it"),
                 ("broadcasts_dropped", b.broadcaster.dropped,

@@ -60,6 +60,14 @@ class IceSettings:
     servers: list[str] = field(default_factory=list)
     host_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1"])
     remote_networks: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    announce_addresses: list[str] = field(default_factory=list)
+    port_range: str = ""
+
+    def ports(self) -> range | None:
+        if not self.port_range:
+            return None
+        first, _, last = self.port_range.partition("-")
+        return range(int(first), int(last) + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +283,7 @@ def _validate(s: Settings) -> None:
         _check(f"server.trusted_proxies: {net!r}", ipaddress.ip_network, net)
     for net in s.ice.remote_networks:
         _check(f"ice.remote_networks: {net!r}", ipaddress.ip_network, net)
+    _validate_ice_ports(s.ice)
     for url in s.ice.servers:
         if not url.startswith(("stun:", "turn:", "turns:")):
             raise SettingsError(f"ice.servers: {url!r} is not a stun:/turn: URL")
@@ -293,6 +302,29 @@ def _validate(s: Settings) -> None:
         raise SettingsError("server.events_per_s must be positive and events_burst at least 1")
     if s.tokens.ttl_hours <= 0:
         raise SettingsError("tokens.ttl_hours must be positive")
+
+
+MIN_PORTS = 16  # a range smaller than a handful of sites is a typo
+
+
+def _validate_ice_ports(ice: IceSettings) -> None:
+    announce = ice.announce_addresses
+    if announce and len(announce) != len(ice.host_addresses):
+        raise SettingsError("ice.announce_addresses: one per ice.host_addresses entry, by position")
+    for addr in announce:
+        _check(f"ice.announce_addresses: {addr!r}", ipaddress.ip_address, addr)
+    for i, addr in enumerate(ice.host_addresses):
+        if ipaddress.ip_address(addr).is_unspecified and not announce:
+            raise SettingsError(f"ice.host_addresses: {addr} binds every interface; "
+                                "ice.announce_addresses must say what to announce for it")
+        if announce and ipaddress.ip_address(announce[i]).is_unspecified:
+            raise SettingsError(f"ice.announce_addresses: {announce[i]} cannot be announced")
+    if ice.port_range:
+        first, dash, last = ice.port_range.partition("-")
+        if not (dash and first.isdigit() and last.isdigit()
+                and int(first) >= 1024 and int(first) + MIN_PORTS - 1 <= int(last) <= 65535):
+            raise SettingsError(f"ice.port_range {ice.port_range!r}: give FIRST-LAST, ports from "
+                                f"1024 to 65535, at least {MIN_PORTS} of them")
 
 
 def _check(what: str, parse: Any, value: str) -> None:

@@ -30,7 +30,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import aioice
+import aioice.candidate
 import aioice.ice
+import aioice.turn
 import pylibsrtp
 from aiortc import (
     RTCBundlePolicy,
@@ -79,11 +82,87 @@ class LinePlan(Protocol):
     def slot(self) -> str | None: ...
 
 
+class HostSockets:
+    """How the bridge's ICE connections gather host candidates: on the policy's addresses, bound
+    within its port range and announced as its public addresses when those are set. Ports are
+    tried from a cursor that moves on, so a port just freed is the last one reused (a late
+    packet for the site that had it meets nobody)."""
+
+    def __init__(self, addresses: Sequence[str], announce: Sequence[str],
+                 ports: range | None) -> None:
+        self._addresses = list(addresses)
+        self._announced = dict(zip(addresses, announce, strict=True)) if announce else {}
+        self._ports = ports
+        self._next = 0
+        self.exhausted = 0  # host candidates not offered: every port of the range was taken
+
+    def adopt(self, connection: Any) -> None:
+        """Make this (not yet gathering) aioice connection gather the policy's host candidates."""
+        if not self._addresses or getattr(connection, "_hallbridge_hosts", False):
+            return  # aioice's default (every interface but loopback), or adopted already
+        connection._hallbridge_hosts = True
+        stock = connection.get_component_candidates  # bound method of aioice's class
+        wanted = [a for a in self._addresses
+                  if (":" in a and connection._use_ipv6) or (":" not in a and connection._use_ipv4)]
+        if self._ports is None and not self._announced:
+            async def on_addresses(component: int, addresses: list[str],
+                                   timeout: int = 5) -> list[Any]:
+                return list(await stock(component, wanted if addresses else [], timeout))
+            connection.get_component_candidates = on_addresses
+            return
+
+        async def bound_here(component: int, addresses: list[str], timeout: int = 5) -> list[Any]:
+            hosts = [await self._bind(connection, component, a) for a in wanted] if addresses else []
+            # the stock code with no addresses gathers only what TURN relays (a server-reflexive
+            # candidate would need its own host socket: announce the address instead)
+            return [c for c in hosts if c is not None] + list(await stock(component, [], timeout))
+
+        connection.get_component_candidates = bound_here
+
+    async def _bind(self, connection: Any, component: int, address: str) -> Any:
+        loop = asyncio.get_running_loop()
+        ports = self._ports or range(0, 1)  # port 0: the OS picks
+        for step in range(len(ports)):
+            port = ports[(self._next + step) % len(ports)]
+            try:
+                transport, protocol = await loop.create_datagram_endpoint(
+                    lambda: aioice.ice.StunProtocol(connection), local_addr=(address, port))
+            except OSError:
+                continue
+            self._next = (self._next + step + 1) % len(ports)
+            break
+        else:
+            self.exhausted += 1
+            log.warning("no free UDP port in %s on %s: this peer gets no host candidate",
+                        self._ports, address)
+            return None
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE)
+        bound = transport.get_extra_info("sockname")
+        shown = self._announced.get(address, bound[0])
+        protocol.local_candidate = aioice.Candidate(
+            foundation=aioice.candidate.candidate_foundation("host", "udp", shown),
+            component=component, transport="udp",
+            priority=aioice.candidate.candidate_priority(component, "host"),
+            host=shown, port=bound[1], type="host")
+        connection._protocols.append(protocol)
+        return protocol.local_candidate
+
+
 @dataclass(frozen=True, slots=True)
 class IcePolicy:
     servers: Sequence[str] = ()
     host_addresses: Sequence[str] = ("127.0.0.1",)
     remote_networks: Sequence[Network] = ()
+    # what each host address is announced as (a 1:1 NAT's public address), by position
+    announce_addresses: Sequence[str] = ()
+    ports: range | None = None  # the UDP ports host candidates bind in (None: any the OS picks)
+    hosts: HostSockets = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hosts", HostSockets(self.host_addresses,
+                                                      self.announce_addresses, self.ports))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +185,8 @@ class OfferRefused(ValueError):
 
 
 def restrict_host_addresses(addresses: Sequence[str]) -> None:
-    """Offer exactly these host candidates (aioice alone offers every interface but 127.0.0.1)."""
+    """For the whole process: offer exactly these host candidates (aioice alone offers every
+    interface but 127.0.0.1). The bridge's own connections follow their IcePolicy instead."""
     if not addresses:
         aioice.ice.get_host_addresses = _STOCK_HOST_ADDRESSES
         return
@@ -348,7 +428,9 @@ class PeerLink:
         try:
             for transceiver, line in zip(transceivers, lines, strict=True):
                 self._prepare(transceiver, line)
-                self._guard_ice(transceiver.receiver.transport.transport.iceGatherer._connection)
+                connection = transceiver.receiver.transport.transport.iceGatherer._connection
+                self._guard_ice(connection)
+                self._policy.hosts.adopt(connection)
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:  # aiortc trips over offers it parsed but cannot answer
             raise OfferRefused(f"the offer cannot be answered ({type(exc).__name__}: {exc})") from None

@@ -79,6 +79,10 @@ class MediaHub:
     def _links(self) -> list[PeerLink]:
         return [p.link for p in self._participants.values() if p.link is not None]
 
+    @property
+    def policy(self) -> IcePolicy:
+        return self._policy
+
     def link_count(self) -> int:
         return len(self._links())
 
@@ -92,7 +96,9 @@ class MediaHub:
         return self._ignored_closed + sum(link.ignored_packets for link in self._links())
 
     def start(self) -> None:
-        restrict_host_addresses(self._policy.host_addresses)  # once, for the whole process
+        # the process's other aiortc peers (tests, tools) offer these too; the bridge's own
+        # links gather by the policy (PeerLink: HostSockets)
+        restrict_host_addresses(self._policy.host_addresses)
         self._task = asyncio.create_task(self._report_loop(), name="rtcp-reports")
 
     async def offer(self, participant_id: str, lines: Sequence[Line], sdp: str) -> str:

@@ -11,6 +11,7 @@ import struct
 
 import aioice
 import aioice.ice
+import aioice.turn
 import aiortc
 import aiortc.rtcicetransport
 import pytest
@@ -57,6 +58,19 @@ def test_ice_internals_used_for_sending_and_guarding() -> None:
         aioice.ice.StunProtocol.datagram_received)
     assert params(aioice.Connection.request_received) == ["self", "message", "addr", "protocol"]
     assert "get_host_addresses(" in source(aioice.Connection.gather_candidates)
+
+
+def test_the_host_candidate_gathering_the_port_range_replaces() -> None:
+    """configure_host_candidates replaces `Connection.get_component_candidates` when ports or
+    announced addresses are set: it binds host sockets itself and leaves TURN to the stock code."""
+    stock = aioice.Connection.get_component_candidates
+    assert params(stock) == ["self", "component", "addresses", "timeout"]
+    body = source(stock)
+    assert "for address in addresses:" in body and "local_addr=(address, 0)" in body
+    assert "self._protocols += host_protocols" in body
+    assert "if self.turn_server:" in body and "relayed_candidate(" in body
+    assert params(aioice.ice.StunProtocol.__init__) == ["self", "receiver"]
+    assert isinstance(aioice.turn.UDP_SOCKET_BUFFER_SIZE, int)
 
 
 def test_the_decoded_frame_queue_the_simulator_bounds() -> None:

@@ -73,6 +73,29 @@ def test_invalid_values_are_refused(tmp_path: Path, text: str) -> None:
         load_settings(write(tmp_path, text), env={})
 
 
+@pytest.mark.parametrize(("text", "named"), [
+    ('[ice]\nport_range = "40000"\n', "ice.port_range"),
+    ('[ice]\nport_range = "40010-40000"\n', "ice.port_range"),
+    ('[ice]\nport_range = "80-200"\n', "ice.port_range"),
+    ('[ice]\nhost_addresses = ["0.0.0.0"]\n', "ice.host_addresses"),
+    ('[ice]\nannounce_addresses = ["127.0.0.1", "127.0.0.2"]\n', "ice.announce_addresses"),
+    ('[ice]\nhost_addresses = ["0.0.0.0"]\nannounce_addresses = ["0.0.0.0"]\n',
+     "ice.announce_addresses"),
+    ('[server]\ntrusted_proxies = ["10.0.0.0/33"]\n', "server.trusted_proxies"),
+])
+def test_network_settings_name_what_is_wrong(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(named)):
+        load_settings(write(tmp_path, text), env={})
+
+
+def test_a_port_range_and_announced_address(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, '[ice]\nhost_addresses = ["0.0.0.0"]\n'
+                                      'announce_addresses = ["127.0.0.1"]\n'
+                                      'port_range = "40000-40199"\n'), env={})
+    assert s.ice.ports() == range(40000, 40200) and s.ice.announce_addresses == ["127.0.0.1"]
+    assert load_settings(None, env={}).ice.ports() is None
+
+
 def test_environment_value_of_wrong_type(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=re.escape("server.port")):
         load_settings(None, env={"HALLBRIDGE__SERVER__PORT": "eighty"})
