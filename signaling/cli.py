@@ -1,4 +1,4 @@
-"""`hallbridge serve | links | simulate | rehearse | revoke | cert | demo`."""
+"""`hallbridge serve | links | simulate | rehearse | revoke | cert | doctor | demo`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from aiohttp import web
 from bridge.roles import Role
 from bridge.roster import load_roster
 from signaling.app import create_app
+from signaling.doctor import doctor
 from signaling.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
 from signaling.tls import DEFAULT_DAYS, fingerprints, server_context, write_certificate
 from signaling.tokens import (
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a DNS name or IP address the sites use (repeat for each)")
     p_cert.add_argument("--out", type=Path, default=Path(".hallbridge/tls"))
     p_cert.add_argument("--days", type=int, default=DEFAULT_DAYS)
+    sub.add_parser("doctor", help="check certificate, TURN, UDP ports, Redis and secrets "
+                   "before a meeting (exit status 1 on any failure)")
     p_demo = sub.add_parser("demo", help="serve plus a simulated hall and sites")
     p_demo.add_argument("--sites", type=int, default=6)
     args = parser.parse_args(argv)
@@ -252,6 +255,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print("revoked: the link can no longer join (running servers see it at once)")
     elif args.command == "cert":
         cmd_cert(args.host, args.out, args.days)
+    elif args.command == "doctor":
+        return doctor(settings)
     elif args.command == "demo":
         cmd_demo(settings, args.config, args.sites)
     return 0
