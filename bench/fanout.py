@@ -5,7 +5,10 @@ the two designs back to back, `--repeat` times (the machine's speed drifts over 
 ratio is taken per back-to-back pair and the median pair is reported):
   (a) `stock`: aiortc's stock RTCRtpSender per receiver, fed the pre-encoded packets (baseline);
   (b) `hallbridge`: the hallbridge server forwarding at the RTP level, the clip coming from a
-      publisher process joined as the main hall.
+      publisher process joined as the main hall;
+  (c) `floor`: the physical floor (bench/sfu_floor.py): a bare thread, no asyncio, that patches
+      the header, SRTP-protects with pylibsrtp and writes GSO runs to the same receivers; the
+      report gives hallbridge/floor per back-to-back run as well as stock/hallbridge.
 Receivers are lean aiortc peers in separate processes that count packets and frames without
 decoding. Writes JSON (per design and N: cpu_cores of the SFU process, us_per_packet = SFU CPU
 per packet delivered per site, loop_lag_p99_ms, fps_min, lost_packets, ...) and a PNG plot.
@@ -125,6 +128,7 @@ def run_case(design: str, sites: int, seconds: float, workdir: Path) -> dict[str
         "join_s_max": round(max(r["joined_s"] or 0 for r in receivers), 2),
         "receivers": len(receivers),
         "router": sfu_stats.get("router"),
+        "floor": sfu_stats.get("floor"),
         "srtp_errors": sum(r["srtp_errors"] for r in receivers),
     }
 
@@ -136,14 +140,18 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for design, style in (("stock", "o--"), ("hallbridge", "s-")):
+    names = {"stock": "aiortc stock sender (baseline)", "hallbridge": "hallbridge RTP forwarder",
+             "floor": "floor: bare protect + GSO loop"}
+    for design, style in (("stock", "o--"), ("hallbridge", "s-"), ("floor", "^:")):
         xs = sorted({r["sites"] for r in results if r["design"] == design})
+        if not xs:
+            continue
 
         def mean(key: str, n: int, design: str = design) -> float:
             return statistics.fmean(r[key] for r in results
                                     if (r["design"], r["sites"]) == (design, n) and r[key] is not None)
 
-        label = "aiortc stock sender (baseline)" if design == "stock" else "hallbridge RTP forwarder"
+        label = names[design]
         left.plot(xs, [mean("cpu_cores", n) for n in xs], style, label=label)
         right.plot(xs, [mean("us_per_packet", n) for n in xs], style, label=label)
     left.set(xlabel="sites receiving the program", ylabel="SFU CPU (cores)",
@@ -158,12 +166,29 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def per_pair(results: list[dict[str, Any]], repeats: int, top: str, bottom: str
+             ) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """top/bottom µs per packet per site, per repeat (runs back to back) and their median, per N."""
+    ratios, pairs = {}, {}
+    for n in sorted({r["sites"] for r in results}):
+        per_repeat = []
+        for repeat in range(repeats):
+            a = [r for r in results if (r["design"], r["sites"], r["repeat"]) == (top, n, repeat)]
+            b = [r for r in results if (r["design"], r["sites"], r["repeat"]) == (bottom, n, repeat)]
+            if a and b and a[0]["us_per_packet"] and b[0]["us_per_packet"]:
+                per_repeat.append(round(a[0]["us_per_packet"] / b[0]["us_per_packet"], 2))
+        if per_repeat:
+            pairs[str(n)] = per_repeat
+            ratios[str(n)] = round(statistics.median(per_repeat), 2)
+    return ratios, pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sites", default="1,8,32,66")
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--designs", default="stock,hallbridge")
+    parser.add_argument("--designs", default="stock,hallbridge,floor")
     parser.add_argument("--repeat", type=int, default=2, help="back-to-back pairs per N")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()
@@ -178,20 +203,13 @@ def main() -> None:
                     row["repeat"] = repeat
                     print(json.dumps({k: v for k, v in row.items() if k != "router"}), flush=True)
                     results.append(row)
-    ratios, pairs = {}, {}
-    for n in sorted({r["sites"] for r in results}):
-        per_repeat = []
-        for repeat in range(args.repeat):
-            stock = [r for r in results if (r["design"], r["sites"], r["repeat"]) == ("stock", n, repeat)]
-            ours = [r for r in results if (r["design"], r["sites"], r["repeat"]) == ("hallbridge", n, repeat)]
-            if stock and ours and stock[0]["us_per_packet"] and ours[0]["us_per_packet"]:
-                per_repeat.append(round(stock[0]["us_per_packet"] / ours[0]["us_per_packet"], 2))
-        if per_repeat:
-            pairs[str(n)] = per_repeat
-            ratios[str(n)] = round(statistics.median(per_repeat), 2)
+    ratios, pairs = per_pair(results, args.repeat, "stock", "hallbridge")
+    floor_ratios, floor_pairs = per_pair(results, args.repeat, "hallbridge", "floor")
     report = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
               "results": results, "baseline_over_hallbridge_us_per_packet": ratios,
-              "ratio_per_back_to_back_pair": pairs}
+              "ratio_per_back_to_back_pair": pairs,
+              "hallbridge_over_floor_us_per_packet": floor_ratios,
+              "hallbridge_over_floor_per_run": floor_pairs}
     args.out.write_text(json.dumps(report, indent=2))
     plot(results, args.out.with_suffix(".png"))
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
