@@ -21,8 +21,11 @@ class ClipTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self.queue: asyncio.Queue[av.Packet] = asyncio.Queue(QUEUE)
+        self.paused = False  # a muted site's microphone: nothing is sent (as the site page does)
 
     def offer(self, packet: av.Packet) -> None:
+        if self.paused:
+            return
         if self.queue.full():
             self.queue.get_nowait()
         self.queue.put_nowait(packet)

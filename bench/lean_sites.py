@@ -1,5 +1,6 @@
 """Lean simulated sites for the conference benchmark: they join like a browser, publish a
-pre-encoded thumbnail and a tone (encoded once), answer keyframe requests (PLI) as a browser's
+pre-encoded thumbnail and a tone (encoded once), stop sending the tone while muted (as the site
+page does: its audio encoding inactive), answer keyframe requests (PLI) as a browser's
 encoder would (the next frame is the clip's next keyframe), and count the program they receive without
 decoding it: packets, frames (marker bits), and the moments the program's source changes (a jump
 of the VP8 picture id).
@@ -20,7 +21,7 @@ import socketio
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
 from bench.clip import encode_clip
-from bench.cliptrack import ClipSource
+from bench.cliptrack import ClipSource, ClipTrack
 from bench.receivers import negotiate
 from bridge.media.aiortc_adapter import restrict_host_addresses
 from bridge.media.rtcp import is_rtcp
@@ -46,19 +47,37 @@ class LeanSite:
         self.counts = SiteCounts()
         self._video_pts: set[int] = set()
         self._last_pid: int | None = None
+        self._site: str | None = None
+        self._microphone: ClipTrack | None = None
+
+    def _follow_mutes(self, state: dict[str, Any]) -> None:
+        """Send the tone only while this site is not muted (a patch carries the whole section)."""
+        mutes = state.get("mutes")
+        if mutes is None or self._microphone is None or self._site is None:
+            return
+        own = mutes.get(self._site) if isinstance(mutes, dict) else None
+        self._microphone.paused = bool(own and own.get("muted"))
 
     async def join(self, started: float) -> None:
         welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.sio.on("welcome", lambda data: welcome.done() or welcome.set_result(data))
+        self.sio.on("state", self._follow_mutes)
+        self.sio.on("state:snapshot", self._follow_mutes)
         await self.sio.connect(self.url, auth={"token": self.token}, transports=["websocket"])
-        lines = (await asyncio.wait_for(welcome, 30))["media"]["lines"]
+        hello = await asyncio.wait_for(welcome, 30)
+        lines = hello["media"]["lines"]
+        self._site = (hello["you"].get("site") or {}).get("id")
         for line in lines:
             if line["send"]:
                 t = self.pc.addTransceiver(line["kind"], direction="sendrecv" if line["slot"] else "sendonly")
-                t.sender.replaceTrack(self.source.track(line["kind"]))
+                track = self.source.track(line["kind"])
+                t.sender.replaceTrack(track)
                 self.source.answer_pli(t.sender)
+                if line["kind"] == "audio":
+                    self._microphone = track
             else:
                 self.pc.addTransceiver(line["kind"], direction="recvonly" if line["slot"] else "inactive")
+        self._follow_mutes(hello["state"])
         await negotiate(self.pc, self.sio, self._video_pts, self._tap, connect_timeout=30)
         self.counts.joined_at = time.time()
         self.counts.join_s = time.time() - started
