@@ -8,7 +8,13 @@ CPU (cores) and RSS per site, event-loop lag p99, program frames per site per se
 latency from the decision to the first packet of the new source at each site, command round
 trip, errors.
 
+With `--stampede`, the N sites all join at once in the middle of the measured window (as they do when
+a restarted server comes back), while `WITNESSES` observers that were in before keep watching the
+program: their fps over the whole window shows whether the stampede disturbs the sites already in,
+and the sites' join times whether all N are live within 10 s.
+
     python -m bench.conference --sites 66 --out bench/out/conference.json
+    python -m bench.conference --sites 66 --stampede --out bench/out/stampede.json
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ PROCESSES = 4
 GENERATOR_NICE = 10
 SWITCH_EVERY_S = 4.0
 COMMAND_EVERY_S = 0.5  # a moderator command (mute) between switches: its round trip is measured
+WITNESSES = 4  # --stampede: program receivers in before the sites rush in
+STAMPEDE_AFTER_S = 5.0  # into the window
 
 
 async def moderate(url: str, token: str, sites: list[str], hall: str, window: tuple[float, float],
@@ -83,7 +91,7 @@ def split(rtts: list[tuple[float, float]], handled: list[list[float]]) -> dict[s
                          **{name: round(v[i], 1) for name, v in ms.items()}} for i in slowest]}
 
 
-def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
+def run(n_sites: int, seconds: float, workdir: Path, stampede: bool = False) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, HALLBRIDGE_SECRET=secrets.token_urlsafe(48))
@@ -103,13 +111,21 @@ def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
         helpers.append(python("bench.publisher", "--url", url, "--token", hall_token, env=env,
                               nice=GENERATOR_NICE))
         groups = [site_ids[g::PROCESSES] for g in range(PROCESSES)]
+        sites_at = window[0] + STAMPEDE_AFTER_S if stampede else start_at
+        witness_out = workdir / "witnesses.json"
+        if stampede:
+            token_file = workdir / "witnesses.tokens"
+            token_file.write_text("\n".join(tokens.issue(Role.OBSERVER) for _ in range(WITNESSES)))
+            helpers.append(python("bench.receivers", "--url", url, "--tokens", str(token_file),
+                                  "--window", str(window[0]), str(window[1]), "--out",
+                                  str(witness_out), nice=GENERATOR_NICE))
         for g, group in enumerate(groups):
             token_file = workdir / f"sites-{g}.tokens"
             token_file.write_text("\n".join(tokens.issue(Role.SITE, s) for s in group))
             outs.append(workdir / f"sites-{g}.json")
             helpers.append(python("bench.lean_sites", "--url", url, "--tokens", str(token_file),
                                   "--window", str(window[0]), str(window[1]), "--start-at",
-                                  str(start_at), "--out", str(outs[-1]), nice=GENERATOR_NICE))
+                                  str(sites_at), "--out", str(outs[-1]), nice=GENERATOR_NICE))
         proc = psutil.Process(server.pid)
         switches: list[tuple[float, str]] = []
         rtts: list[tuple[float, float]] = []
@@ -128,6 +144,7 @@ def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
         for h in helpers[1:]:
             h.wait(timeout=180)
         sites = [row for out in outs for row in json.loads(out.read_text())]
+        witnesses = json.loads(witness_out.read_text()) if stampede else []
     finally:
         stop(*helpers, server)
     cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
@@ -141,7 +158,9 @@ def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
             if after:
                 latencies.append(after[0] - at)
     joins = [r["join_s"] for r in sites if r["join_s"] is not None]
-    fps = [r["frames"] / seconds for r in sites]
+    # a site counts frames from when it joined (in a stampede that is inside the window)
+    fps = [r["frames"] / max(1.0, window[1] - max(window[0], r["joined_at"] or window[1]))
+           for r in sites]
     commands = [acked - sent for sent, acked in rtts]  # the moderator's commands under full load
     return {
         "sites": n_sites, "seconds": seconds,
@@ -161,6 +180,13 @@ def run(n_sites: int, seconds: float, workdir: Path) -> dict[str, Any]:
         "command_handled_in_server_ms": sfu.get("handled_ms"),
         "gc_pause_ms": sfu.get("gc_pause_ms"),
         "router": sfu.get("router"),
+        **({"stampede": {"sites_join_at_s": STAMPEDE_AFTER_S, "witnesses": len(witnesses),
+                         "witness_fps_min": round(min(w["video_frames"] for w in witnesses) / seconds, 1)
+                         if witnesses else None,
+                         "witness_lost": sum(w["lost"] for w in witnesses),
+                         "witness_counts": witnesses,
+                         "all_live_within_s": round(max(joins), 2) if len(joins) == n_sites else None}}
+           if stampede else {}),
         "_joins": joins, "_fps": fps, "_latencies": latencies,
     }
 
@@ -190,11 +216,13 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sites", type=int, default=66)
     parser.add_argument("--seconds", type=float, default=40)
+    parser.add_argument("--stampede", action="store_true",
+                        help="the sites join all at once inside the window, witnesses watch")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run(args.sites, args.seconds, Path(tmp))
+        result = run(args.sites, args.seconds, Path(tmp), args.stampede)
     plot(result, args.out.with_suffix(".png"))
     report = {k: v for k, v in result.items() if not k.startswith("_")}
     report["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}

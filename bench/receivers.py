@@ -3,7 +3,8 @@
 Each receiver offers the m-lines its welcome lists (receive only), then counts the SRTP packets
 it decrypts straight from the socket callback: packets, video frames (marker bits), and gaps in
 sequence numbers, inside a measurement window given as wall-clock times. So the 2-core machine
-measures the forwarding unit, not the receivers.
+measures the forwarding unit, not the receivers. Like a browser, each sends a receiver report
+every second (the bridge marks a peer that sends nothing for 3 s as lost and closes it after 30).
 
     python -m bench.receivers --url URL --tokens FILE --window START END --out FILE
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,6 +23,7 @@ from typing import Any
 
 import socketio
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import RtcpRrPacket
 
 from bridge.media.aiortc_adapter import restrict_host_addresses
 from bridge.media.rtcp import is_rtcp
@@ -42,6 +46,9 @@ async def negotiate(pc: RTCPeerConnection, sio: socketio.AsyncClient, video_pts:
         await asyncio.wait_for(connected.wait(), connect_timeout)
 
 
+RR_EVERY_S = 1.0
+
+
 @dataclass
 class Counts:
     packets: int = 0
@@ -62,6 +69,7 @@ class LeanReceiver:
                                                      bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.counts = Counts()
         self._video_pts: set[int] = set()
+        self._reports: asyncio.Task[None] | None = None
 
     async def join(self) -> None:
         started = time.monotonic()
@@ -74,7 +82,16 @@ class LeanReceiver:
         await negotiate(self.pc, self.sio, self._video_pts, self._tap, connect_timeout=20)
         self.counts.joined_s = time.monotonic() - started
 
+    async def _report(self, dtls: Any) -> None:
+        """An (empty) RTCP receiver report every second, as browsers send."""
+        report = bytes(RtcpRrPacket(ssrc=secrets.randbits(32)))  # a receive-only peer's own SSRC
+        while True:
+            await asyncio.sleep(RR_EVERY_S)
+            with contextlib.suppress(ConnectionError):
+                await dtls._send_rtp(report)
+
     def _tap(self, dtls: Any) -> None:
+        self._reports = asyncio.create_task(self._report(dtls), name="receiver-reports")
         connection = dtls.transport._connection
         queued = connection.data_received
         counts, start, end = self.counts, *self.window
@@ -111,6 +128,10 @@ class LeanReceiver:
         connection.data_received = received
 
     async def close(self) -> None:
+        if self._reports is not None:
+            self._reports.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reports
         await self.pc.close()
         if self.sio.connected:
             await self.sio.disconnect()
