@@ -55,6 +55,7 @@ class Counts:
     video_packets: int = 0
     video_frames: int = 0
     lost: int = 0
+    lost_by_kind: dict[str, int] = field(default_factory=dict)  # video / audio
     srtp_errors: int = 0
     other: int = 0
     joined_s: float | None = None
@@ -119,6 +120,8 @@ class LeanReceiver:
                 gap = (seq - expected) % 65536
                 if gap < 1000:
                     counts.lost += gap
+                    kind = "video" if plain[1] & 0x7F in self._video_pts else "audio"
+                    counts.lost_by_kind[kind] = counts.lost_by_kind.get(kind, 0) + gap
             counts._next_seq[ssrc] = (seq + 1) % 65536
             if plain[1] & 0x7F in self._video_pts:
                 counts.video_packets += 1

@@ -266,7 +266,9 @@ class MediaRouter:
         after = (slot.route.current, slot.route.pending)
         if before == after:
             return None  # nothing moved: no new keyframe request (they are throttled per source)
-        if slot.route.current is None:
+        if slot.route.current != before[0]:
+            # a new source (or none): whatever is forwarded next continues from the last number
+            # sent, even the old source again after one that sent nothing (a muted site)
             slot.stream.pause()
         for old in set(before) - set(after):
             self._unindex(slot, old)

@@ -115,6 +115,31 @@ def test_a_muted_source_resumes_its_numbering_where_it_stopped() -> None:
     assert all((y - x) % 65536 == 1 for x, y in pairwise(out)), out
 
 
+def test_back_to_a_source_after_one_that_sent_nothing_continues_by_one() -> None:
+    """The program goes from the hall to a muted site (nothing of it is forwarded) and back: the
+    listener's audio numbers go on by one, not by the hall's packets sent meanwhile (found by
+    bench.conference: 419 missing audio packets in 20 s at every observer)."""
+    router = MediaRouter(Scene("hall", "hall"), clock=lambda: 0.0)
+    hall, site, b = Fake("hall"), Fake("a"), Fake("b")
+    router.add_publisher(hall)
+    router.add_publisher(site)
+    router.set_muted("a", True)
+    router.add_receiver(b, [("program-audio", Layout(kind="audio", ssrc=200, payload_type=111,
+                                                     clock_rate=48000))])
+    for seq in range(1000, 1005):
+        router._forward_packet("hall", "audio", audio(seq))
+    router.set_scene(Scene("hall", "a"))  # b's program sound is now the muted site's: silence
+    for seq in range(1005, 1130):
+        router._forward_packet("hall", "audio", audio(seq))
+        router._forward_packet("a", "audio", audio(seq))
+    router.set_scene(Scene("hall", "hall"))
+    for seq in range(1130, 1133):
+        router._forward_packet("hall", "audio", audio(seq))
+    out = [struct.unpack("!H", p[2:4])[0] for p in b.sent]
+    assert len(out) == 8
+    assert all((y - x) % 65536 == 1 for x, y in pairwise(out)), out
+
+
 async def test_a_full_backlog_gives_thumbnails_up_first_and_keeps_arrival_order() -> None:
     """More packets than the backlog holds arrive before the fan-out gets a turn: thumbnails
     (pictures of sources off the program) give way, never audio or the program; what is left
