@@ -1,0 +1,126 @@
+"""Inside a network namespace of its own (test_netem_harness.py runs it with `unshare --net`):
+shape three site addresses with bench.netem and measure each with UDP from the site to an echo
+on 127.0.0.1 — round trip and loss of a paced stream, and the rate a flood gets through.
+
+    unshare --net python -m tests.reliability.netem_probe OUT.json
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import sys
+import threading
+import time
+
+from bench.netem import Impairment, Impairments, NetemUnavailable
+
+ECHO = ("127.0.0.1", 47999)
+PINGS = 300
+PING_EVERY_S = 0.01
+
+
+def echo(stop: threading.Event) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(ECHO)
+        s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                data, addr = s.recvfrom(2048)
+            except TimeoutError:
+                continue
+            if data[:1] == b"p":  # pings come back; floods are counted by the flood's sink
+                s.sendto(data, addr)
+
+
+def ping(address: str) -> dict[str, float]:
+    rtts: list[float] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((address, 0))
+        s.setblocking(False)
+        sent: dict[int, float] = {}
+        end = time.monotonic() + PINGS * PING_EVERY_S + 1.0
+        n = 0
+        while time.monotonic() < end:
+            if n < PINGS:
+                sent[n] = time.monotonic()
+                s.sendto(b"p" + n.to_bytes(4, "big"), ECHO)
+                n += 1
+            deadline = time.monotonic() + PING_EVERY_S
+            while time.monotonic() < deadline:
+                try:
+                    data = s.recv(64)
+                except BlockingIOError:
+                    time.sleep(0.001)
+                    continue
+                rtts.append(time.monotonic() - sent[int.from_bytes(data[1:5], "big")])
+    return {"rtt_ms_p50": round(1000 * statistics.median(rtts), 1) if rtts else -1.0,
+            "loss": round(1 - len(rtts) / PINGS, 3)}
+
+
+def flood(address: str, kbit: int, seconds: float = 3.0) -> float:
+    """Send at `kbit` from the site to a sink on 127.0.0.1; the kbit/s that arrived."""
+    got = [0]
+    times: list[float] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        sink.bind(("127.0.0.1", 0))
+        sink.settimeout(0.5)
+        out.bind((address, 0))
+        payload = b"f" * 1200
+        every = len(payload) * 8 / (kbit * 1000)
+        stop = threading.Event()
+
+        def count() -> None:
+            while not stop.is_set():
+                try:
+                    got[0] += len(sink.recv(2048))
+                    times.append(time.monotonic())
+                except TimeoutError:
+                    continue
+
+        counter = threading.Thread(target=count)
+        counter.start()
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < seconds:
+            out.sendto(payload, sink.getsockname())
+            n += 1
+            time.sleep(max(0.0, start + n * every - time.monotonic()))
+        time.sleep(0.5)  # what was queued drains
+        stop.set()
+        counter.join()
+    if len(times) < 2:
+        return 0.0
+    return round((got[0] - 1200) * 8 / 1000 / (times[-1] - times[0]), 1)  # first to last arrival
+
+
+def main() -> None:
+    out: dict[str, object] = {}
+    stop = threading.Event()
+    server = threading.Thread(target=echo, args=(stop,))
+    with Impairments() as lines:
+        server.start()
+        time.sleep(0.1)
+        try:
+            lines.set("127.0.0.5", Impairment(delay_ms=40, jitter_ms=5, loss_pct=10))
+            out["netem"] = True
+            out["impaired"] = ping("127.0.0.5")
+        except NetemUnavailable as exc:
+            out["netem"] = str(exc)
+        lines.set("127.0.0.7", Impairment(rate_kbit=800))
+        out["clean"] = ping("127.0.0.6")
+        out["capped_ping"] = ping("127.0.0.7")
+        out["capped_kbit"] = flood("127.0.0.7", 2000)
+        out["clean_kbit"] = flood("127.0.0.6", 2000)
+        lines.set("127.0.0.7", Impairment())  # the line is good again
+        out["restored_kbit"] = flood("127.0.0.7", 2000)
+        stop.set()
+        server.join()
+    with open(sys.argv[1], "w") as f:
+        json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main()
