@@ -431,6 +431,7 @@ class PeerLink:
                 connection = transceiver.receiver.transport.transport.iceGatherer._connection
                 self._guard_ice(connection)
                 self._policy.hosts.adopt(connection)
+                _ask_for_opus_fec(transceiver)
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:  # aiortc trips over offers it parsed but cannot answer
             raise OfferRefused(f"the offer cannot be answered ({type(exc).__name__}: {exc})") from None
@@ -573,6 +574,18 @@ class PeerLink:
                         await dtls.stop()
                     with contextlib.suppress(Exception):
                         await dtls.transport.stop()
+
+
+OPUS_FEC = {"minptime": 10, "useinbandfec": 1}
+
+
+def _ask_for_opus_fec(transceiver: Any) -> None:
+    """The answer tells the browser the bridge's side takes Opus in-band FEC (RFC 7587): its
+    encoder then puts each frame's low-bitrate copy in the next packet, which every site's
+    decoder uses to fill a lost packet. The bridge forwards the packets as they are."""
+    for codec in transceiver._codecs:  # negotiated, from the offer; the answer is made from them
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters.update(OPUS_FEC)
 
 
 def fast_protect(session: Any) -> Callable[[bytes], bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,10 @@ async def test_site_page_decodes_the_hall_program(
         pair = await page.evaluate(SELECTED_PAIR)
         for side in ("local", "remote"):
             assert ipaddress.ip_address(pair[side]).is_loopback, pair
+        # the answer asks the browser for Opus in-band FEC on every audio m-line it sends on
+        answer = await page.evaluate("() => window.hallbridge.client.pc.remoteDescription.sdp")
+        opus = re.findall(r"a=rtpmap:(\d+) opus/48000/2", answer)
+        assert opus and all(re.search(rf"a=fmtp:{pt} .*useinbandfec=1", answer) for pt in opus), answer
         status = server.bridge.conference.sites["stttt-thua-thien-hue"]
         assert status.presence == "live"
         await page.screenshot(path=str(artifacts / "site-page.png"))
