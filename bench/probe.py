@@ -12,6 +12,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import socketio
+from aiohttp import web
+
 INTERVAL_S = 0.01
 
 
@@ -61,6 +64,33 @@ async def measure_until_sigterm(window: tuple[float, float], stats_path: str,
     with open(stats_path, "w") as f:
         json.dump({"loop_lag_p99_ms": probe.p99_ms(), **extra()}, f)
     await probe.stop()
+
+
+RECEIVER_LINES = [{"kind": "audio", "send": False, "slot": "program-audio"},
+                  {"kind": "video", "send": False, "slot": "program-video"}]
+
+
+async def start_offer_server(port: int, answer: Callable[[str], Awaitable[str]]) -> web.AppRunner:
+    """The part of docs/protocol.md the benchmark receivers use, for the SFUs that are not
+    hallbridge: a welcome naming the program's two m-lines, `media:offer` answered with
+    `answer(offer_sdp)`, and GET /healthz; on 127.0.0.1:`port`. Clean it up when done."""
+    sio = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=1 << 20)
+    app = web.Application()
+    sio.attach(app)
+    app.router.add_get("/healthz", lambda r: web.json_response({"ok": True}))
+
+    @sio.event
+    async def connect(sid: str, environ: Any, auth: Any = None) -> None:
+        await sio.emit("welcome", {"media": {"lines": RECEIVER_LINES}}, to=sid)
+
+    @sio.on("media:offer")
+    async def offer(sid: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "answer": {"type": "answer", "sdp": await answer(payload["sdp"])}}
+
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
 
 
 def sfu_main(serve: Callable[[int, tuple[float, float], str], Awaitable[None]]) -> None:

@@ -18,22 +18,17 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import av
-import socketio
-from aiohttp import web
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 
 from bench.clip import FPS, encode_clip
-from bench.probe import measure_until_sigterm, sfu_main
+from bench.probe import measure_until_sigterm, sfu_main, start_offer_server
 from bridge.media.aiortc_adapter import HoldTrack, Sink, fast_protect, restrict_host_addresses
 from bridge.media.aiortc_adapter import _quiet_rtcp_loop as quiet_rtcp_loop
 
-LINES = [{"kind": "audio", "send": False, "slot": "program-audio"},
-         {"kind": "video", "send": False, "slot": "program-video"}]
 HEADER = struct.Struct("!BBHII")
 
 
@@ -107,19 +102,10 @@ async def serve(port: int, window: tuple[float, float], stats_path: str) -> None
     restrict_host_addresses(["127.0.0.1"])
     frames, audio, _ = packetize()
     receivers: list[Receiver] = []
-    sio = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=1 << 20)
-    app = web.Application()
-    sio.attach(app)
-    app.router.add_get("/healthz", lambda r: web.json_response({"ok": True}))
 
-    @sio.event
-    async def connect(sid: str, environ: Any, auth: Any = None) -> None:
-        await sio.emit("welcome", {"media": {"lines": LINES}}, to=sid)
-
-    @sio.on("media:offer")
-    async def offer(sid: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def answer(sdp: str) -> str:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=payload["sdp"], type="offer"))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         for t in pc.getTransceivers():
             t.direction = "sendonly"
             t.sender.replaceTrack(HoldTrack(t.kind))  # the stock sender stays idle
@@ -131,11 +117,9 @@ async def serve(port: int, window: tuple[float, float], stats_path: str) -> None
             receiver.pt[t.kind] = next(c.payloadType for c in t._codecs
                                        if c.mimeType in ("audio/opus", "video/VP8"))
         receivers.append(receiver)
-        return {"ok": True, "answer": {"type": "answer", "sdp": pc.localDescription.sdp}}
+        return str(pc.localDescription.sdp)
 
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner = await start_offer_server(port, answer)
     counts = {"sent": 0, "dropped": 0}
     thread: threading.Thread | None = None
 

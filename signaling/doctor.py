@@ -20,11 +20,12 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from aioice.stun import TransactionFailed
 from aioice.turn import create_turn_endpoint
+from aiortc.rtcicetransport import parse_stun_turn_uri
 from cryptography import x509
 
 from signaling.settings import Settings
@@ -133,19 +134,16 @@ async def check_turn(settings: Settings) -> list[Check]:
 
 
 async def _allocate(url: str, username: str, password: str) -> Check:
-    scheme, _, rest = url.partition(":")
-    where, _, query = rest.partition("?")
-    host, _, port_text = where.rpartition(":")
-    transport = parse_qs(query).get("transport", ["udp"])[0]
-    secure = scheme == "turns"
-    port = int(port_text) if port_text.isdigit() else (5349 if secure else 3478)
-    if not host:
-        host, port = where, 5349 if secure else 3478
+    try:
+        parsed = parse_stun_turn_uri(url)  # aiortc's reading of it, as the clients' is
+    except ValueError as exc:
+        return Check("turn", False, f"{url}: {exc}")
+    secure = parsed["scheme"] == "turns"
     context = ssl.create_default_context() if secure else None
     try:
         relay, _ = await asyncio.wait_for(create_turn_endpoint(
-            asyncio.DatagramProtocol, (host.strip("[]"), port), username, password,
-            lifetime=60, ssl=context, transport="tcp" if secure else transport), TURN_TIMEOUT_S)
+            asyncio.DatagramProtocol, (parsed["host"], parsed["port"]), username, password,
+            lifetime=60, ssl=context, transport=parsed["transport"]), TURN_TIMEOUT_S)
     except TransactionFailed as exc:
         code = exc.response.attributes.get("ERROR-CODE", (0, ""))[0]
         why = ("the credential was refused: turn secret differs from coturn's static-auth-secret"

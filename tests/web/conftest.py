@@ -5,10 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright
+
+from signaling.settings import Settings
+from tests.conftest import TURN_SECRET, RunningServer, running
 
 CHROMIUM = os.environ.get("HALLBRIDGE_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -37,6 +41,17 @@ async def chromium(*extra: str) -> AsyncIterator[Browser]:
 async def browser() -> AsyncIterator[Browser]:
     async with chromium() as b:
         yield b
+
+
+@pytest.fixture
+async def turn_server(settings: Settings, coturn: int,
+                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
+    """The server with the test's coturn as its TURN server (over TCP): welcome gives each page
+    credentials of its own."""
+    monkeypatch.setenv("HALLBRIDGE_TURN_SECRET", TURN_SECRET.decode())
+    urls = [f"turn:127.0.0.1:{coturn}?transport=tcp"]
+    async with running(replace(settings, turn=replace(settings.turn, urls=urls))) as server:
+        yield server
 
 
 @pytest.fixture

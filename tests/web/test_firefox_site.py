@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +24,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from bridge.roles import Role
-from signaling.settings import Settings
-from tests.conftest import TURN_SECRET, RunningServer, running
+from tests.conftest import RunningServer
 from tests.signaling.test_socketio import Client
 from tests.web.firefox import FirefoxPage, firefox
 
@@ -80,29 +77,20 @@ async def open_chromium_site(browser: Browser, server: RunningServer) -> Page:
     return page
 
 
-@pytest.fixture
-async def server(settings: Settings, coturn: int,
-                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
-    monkeypatch.setenv("HALLBRIDGE_TURN_SECRET", TURN_SECRET.decode())
-    urls = [f"turn:127.0.0.1:{coturn}?transport=tcp"]
-    async with running(replace(settings, turn=replace(settings.turn, urls=urls))) as running_server:
-        yield running_server
-
-
 async def test_a_firefox_site_decodes_is_heard_and_leaves(
-        server: RunningServer, browser: Browser, artifacts: Path) -> None:
-    hall = server.participant(Role.HALL, width=640, height=360, fps=30)
+        turn_server: RunningServer, browser: Browser, artifacts: Path) -> None:
+    hall = turn_server.participant(Role.HALL, width=640, height=360, fps=30)
     await hall.connect()
     await hall.join_media()
     assert hall.audio is not None
     hall.audio.pattern = "silence"
-    moderator = Client(server.url)
-    await moderator.connect(server.token(Role.MODERATOR))
-    chrome = await open_chromium_site(browser, server)
+    moderator = Client(turn_server.url)
+    await moderator.connect(turn_server.token(Role.MODERATOR))
+    chrome = await open_chromium_site(browser, turn_server)
     try:
         async with firefox() as fox:
             page: FirefoxPage = await fox.open(
-                f"{server.url}/site.html?ice=relay#token={server.token(Role.SITE, FOX)}")
+                f"{turn_server.url}/site.html?ice=relay#token={turn_server.token(Role.SITE, FOX)}")
             await page.wait_for(JOIN_VISIBLE, 30)
             await page.click("#join")
             await page.wait_for(DECODING, 30)
@@ -110,7 +98,7 @@ async def test_a_firefox_site_decodes_is_heard_and_leaves(
             chrome_program = await rate(lambda: chrome.evaluate(PROGRAM))
             assert fox_program["fps"] >= 10 and (fox_program["width"], fox_program["height"]) \
                 == (640, 360), fox_program
-            assert server.bridge.conference.sites[FOX].presence == "live"
+            assert turn_server.bridge.conference.sites[FOX].presence == "live"
             assert await page.evaluate(RELAY_PAIR) == {"type": "relay", "relayProtocol": "tcp"}
 
             # silent hall: the Chromium site hears (next to) nothing
@@ -134,7 +122,7 @@ async def test_a_firefox_site_decodes_is_heard_and_leaves(
             # leaving: closing the page lets the site go at once (its socket closes)
             await page.close()
             end = time.monotonic() + 15
-            while server.bridge.conference.sites[FOX].presence == "live":
+            while turn_server.bridge.conference.sites[FOX].presence == "live":
                 assert time.monotonic() < end, "the Firefox site still live 15 s after leaving"
                 await asyncio.sleep(0.2)
             version = fox.version
@@ -156,16 +144,16 @@ THUMBS_PLAYING = "() => " + json.dumps(CONSOLE_SITES) + """.every((site) => {
 
 
 async def test_the_console_in_firefox_shows_live_sites_thumbnails_and_program(
-        server: RunningServer, artifacts: Path) -> None:
-    hall = server.participant(Role.HALL, width=640, height=360, fps=30)
-    sites = [server.participant(Role.SITE, s, width=320, height=180, fps=15) for s in CONSOLE_SITES]
+        turn_server: RunningServer, artifacts: Path) -> None:
+    hall = turn_server.participant(Role.HALL, width=640, height=360, fps=30)
+    sites = [turn_server.participant(Role.SITE, s, width=320, height=180, fps=15) for s in CONSOLE_SITES]
     try:
         for p in [hall, *sites]:
             await p.connect()
             await p.join_media()
         async with firefox() as fox:
-            page = await fox.open(f"{server.url}/console.html?ice=relay#token="
-                                  f"{server.token(Role.TECHNICIAN)}", 1920, 1080)
+            page = await fox.open(f"{turn_server.url}/console.html?ice=relay#token="
+                                  f"{turn_server.token(Role.TECHNICIAN)}", 1920, 1080)
             await page.wait_for("() => document.querySelectorAll('.tile').length === 66", 30)
             live = len(CONSOLE_SITES)  # the remote sites (the hall has its own tile row)
             await page.wait_for(f"() => document.querySelector(\"#summary[data-live='{live}']\")"

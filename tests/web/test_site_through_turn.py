@@ -4,15 +4,11 @@ it, and decodes the program (issue 16)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
-
 import pytest
 from playwright.async_api import Browser
 
 from bridge.roles import Role
-from signaling.settings import Settings
-from tests.conftest import TURN_SECRET, RunningServer, running
+from tests.conftest import RunningServer
 from tests.web.test_site_page import decodes_the_program
 
 pytestmark = pytest.mark.browser
@@ -24,15 +20,6 @@ RELAY_PAIR = """async () => {
   const local = pair && report.get(pair.localCandidateId);
   return local ? {type: local.candidateType, relayProtocol: local.relayProtocol || null} : null;
 }"""
-
-
-@pytest.fixture
-async def turn_server(settings: Settings, coturn: int,
-                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
-    monkeypatch.setenv("HALLBRIDGE_TURN_SECRET", TURN_SECRET.decode())
-    urls = [f"turn:127.0.0.1:{coturn}?transport=tcp"]
-    async with running(replace(settings, turn=replace(settings.turn, urls=urls))) as server:
-        yield server
 
 
 async def test_a_site_joins_through_turn_over_tcp_and_decodes_the_program(
