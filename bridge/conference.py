@@ -84,6 +84,8 @@ class Conference:
         self.restarted_at: float | None = None  # set when this process took over a stored state
         # console participant -> the site it listens to (this process's connections: not stored)
         self.listen: dict[str, str] = {}
+        # sites a technician pinned to the low program layer (a known poor line): stored
+        self.poor_lines: set[str] = set()
         self._clock_now = 0.0
 
     # -- commands --------------------------------------------------------------------------
@@ -177,6 +179,24 @@ class Conference:
             change()
         else:
             self._audited(actor, "listen:set", site or "", now, change)
+
+    def set_poor_line(self, site: str, poor: bool, now: float,
+                      actor: Actor = BRIDGE) -> dict[str, Any] | None:
+        """A technician marks a site's line poor ("đường truyền yếu"): it gets the low program
+        layer whatever its browser reports, until the mark is taken off."""
+
+        def change() -> dict[str, Any] | None:
+            if site not in self.roster or site == self.roster.hall.id:
+                raise Refused("bad_request", "site must be a remote site id of the roster")
+            if (site in self.poor_lines) == poor:
+                return None
+            if poor:
+                self.poor_lines.add(site)
+            else:
+                self.poor_lines.discard(site)
+            return self._patch(Changes({"lines"}), now)
+
+        return self._audited(actor, "line:set", site, now, change)
 
     def set_dominant(self, site: str | None, now: float) -> dict[str, Any] | None:
         """The voice-activity decision; in `voice` mode it moves the program. Its time is the
@@ -297,7 +317,8 @@ class Conference:
                 "program": self.program, "mode": self.mode, "dominant": self.dominant,
                 "recording": self.recording,
                 "sites": {sid: st.to_wire() for sid, st in self.sites.items()},
-                **{name: self._section(name, now) for name in ("floor", "mutes", "rollcall", "agenda")}}
+                **{name: self._section(name, now)
+                   for name in ("floor", "mutes", "rollcall", "agenda", "lines")}}
 
     def muted(self) -> set[str]:
         return self.control.mutes.muted()
@@ -310,6 +331,8 @@ class Conference:
             return c.mutes.to_wire()
         if name == "rollcall":
             return c.rollcalls.to_wire()
+        if name == "lines":
+            return {"poor": sorted(self.poor_lines)}
         return c.agenda.to_wire()
 
     def _patch(self, changes: Changes, now: float) -> dict[str, Any]:

@@ -22,6 +22,7 @@ MATRIX: dict[str, frozenset[Role]] = {
     "program:set": CONSOLE,
     "program:mode": CONSOLE,
     "listen:set": TECHNICIAN,
+    "line:set": TECHNICIAN,  # a site pinned to the low program layer ("đường truyền yếu")
     "record:start": TECHNICIAN,
     "record:stop": TECHNICIAN,
     "floor:request": SITE | MODERATOR,  # a moderator may ask on a site's behalf

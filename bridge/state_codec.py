@@ -60,6 +60,7 @@ def to_document(c: Conference) -> dict[str, Any]:
         "attendance": {s: asdict(r) for s, r in ctl.attendance.sites.items()},
         "on_air": list(ctl.attendance.on_air) if ctl.attendance.on_air else None,
         "talking": list(ctl.attendance.talking) if ctl.attendance.talking else None,
+        "poor_lines": sorted(c.poor_lines),
     }
 
 
@@ -95,6 +96,7 @@ def load_document(c: Conference, doc: dict[str, Any]) -> None:
     on_air, talking = doc.get("on_air"), doc.get("talking")
     ctl.attendance.on_air = (on_air[0], on_air[1]) if on_air else None
     ctl.attendance.talking = (talking[0], talking[1]) if talking else None
+    c.poor_lines = {s for s in doc.get("poor_lines", ()) if s in c.sites}  # (none before 17)
 
 
 def audit_to_wire(entries: list[Entry]) -> list[dict[str, Any]]:

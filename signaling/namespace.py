@@ -33,6 +33,7 @@ from signaling.wire import (
     parse_empty,
     parse_media_offer,
     parse_mode,
+    parse_poor_line,
     parse_site_choice,
     split_command_id,
 )
@@ -40,7 +41,7 @@ from signaling.wire import (
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 SESSION_CHECK_S = 1.0  # how often live sessions are checked against revocation and expiry
-IDENTIFIED = frozenset({*COMMANDS, "program:set", "program:mode"})  # may carry a command `id`
+IDENTIFIED = frozenset({*COMMANDS, "program:set", "program:mode", "line:set"})  # take a command `id`
 
 
 class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -67,6 +68,7 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "media:offer": self._do_media_offer, "media:leave": self._do_media_leave,
             "state:get": self._do_state_get, "program:set": self._do_program_set,
             "program:mode": self._do_program_mode, "listen:set": self._do_listen_set,
+            "line:set": self._do_line_set,
             "record:start": self._do_record_start, "record:stop": self._do_record_stop,
             "audit:get": self._do_audit_get,
             **dict.fromkeys(COMMANDS, self._do_command),
@@ -236,6 +238,11 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                                command_id: str | None) -> dict[str, Any]:
         mode = parse_mode(payload)
         return ok(version=await self._service.set_mode(identity.actor(), mode, command_id))
+
+    async def _do_line_set(self, sid: str, identity: Identity, payload: Any,
+                           command_id: str | None) -> dict[str, Any]:
+        site, poor = parse_poor_line(payload, self._conference.roster)
+        return ok(version=await self._service.set_poor_line(identity.actor(), site, poor, command_id))
 
     async def _do_listen_set(self, sid: str, identity: Identity, payload: Any) -> dict[str, Any]:
         site = parse_site_choice(payload, self._conference.roster, allow_none=True)

@@ -22,7 +22,7 @@ from bridge.control.commands import Command
 from bridge.control.rollcall import Evidence
 from bridge.media.aiortc_adapter import IcePolicy
 from bridge.media.hub import LOST_AFTER_S, MediaHub
-from bridge.media.policy import Line, Scene, layout
+from bridge.media.policy import HIGH, LOW, Line, Scene, layout
 from bridge.media.recorder import RecordingSummary
 from bridge.media.router import MediaRouter
 from bridge.media.speaker import DominantSpeaker, SpeakerParams
@@ -89,6 +89,7 @@ class ConferenceService:
                                   self._reloaded, clock, host_grace_s)
         self.program_switches = 0
         self._muted: set[str] = set()
+        self._poor_lines: set[str] = set()  # the pins last given to the router
         self._tasks: list[asyncio.Task[None]] = []
         self.collector = SettledCollector()
         self.sync_media()
@@ -122,6 +123,13 @@ class ConferenceService:
             except Exception:
                 log.exception("console stats failed")
 
+    def _layer(self, site: str) -> dict[str, Any]:
+        """The program layer a site receives, and its browser's estimate (kbit/s)."""
+        layer = self.hub.router.layer_of(site)
+        estimate = layer["estimate_bps"]
+        return {"layer": layer["receiving"] or layer["layer"],
+                "estimate_kbps": None if not isinstance(estimate, int) else round(estimate / 1000)}
+
     def site_stats(self) -> dict[str, Any]:
         """Per site: audio level (dBov), network figures and a verdict, for the console wall."""
         now = time.monotonic()
@@ -134,7 +142,8 @@ class ConferenceService:
                          "health": health_verdict(status.presence, h),
                          "loss": round(100 * max(h["loss_in"] or 0, h["loss_out"] or 0), 1),
                          "jitter_ms": round(h["jitter_ms"] or 0, 1),
-                         "rtt_ms": None if h["rtt_ms"] is None else round(h["rtt_ms"])}
+                         "rtt_ms": None if h["rtt_ms"] is None else round(h["rtt_ms"]),
+                         **self._layer(site)}
         return {"sites": out}
 
     # -- changes (each is committed before it is told) -------------------------------------
@@ -152,6 +161,11 @@ class ConferenceService:
     async def set_mode(self, actor: Actor, mode: str, command_id: str | None = None) -> int:
         return self._made(await self.keeper.change(lambda c, now: c.set_mode(mode, now, actor),
                                                    command_id))
+
+    async def set_poor_line(self, actor: Actor, site: str, poor: bool,
+                            command_id: str | None = None) -> int:
+        return self._made(await self.keeper.change(
+            lambda c, now: c.set_poor_line(site, poor, now, actor), command_id))
 
     def _made(self, patch: dict[str, Any] | None) -> int:
         """A command's own version: its patch's (another change may have followed already)."""
@@ -275,6 +289,9 @@ class ConferenceService:
             router.set_muted(site, site in muted)
         self._muted = muted
         c = self.conference
+        for site in c.poor_lines ^ self._poor_lines:
+            router.pin_low(site, site in c.poor_lines)
+        self._poor_lines = set(c.poor_lines)
         if c.program != self.hub.router.scene.program:
             self.program_switches += 1
         heard = tuple(s for s in c.control.floor.holders if s != c.program)
@@ -296,7 +313,8 @@ class ConferenceService:
 
     def media_quality(self, participant_id: str, level: str) -> None:
         """Tell a publisher what to send (its page is in its participant room)."""
-        self.broadcaster.publish("media:quality", {"level": level, **self._ladder[level]},
+        low = self._ladder[LOW] if level == HIGH else None  # the second layer, on the program only
+        self.broadcaster.publish("media:quality", {"level": level, **self._ladder[level], "low": low},
                                  to=participant_room(participant_id))
 
     def on_audio_level(self, source: str, level: int, voice: bool, now: float) -> None:

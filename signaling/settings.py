@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.media.policy import HIGH, THUMBNAIL
+from bridge.media.policy import HIGH, LOW, THUMBNAIL
 
 ENV_PREFIX = "HALLBRIDGE__"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +100,10 @@ class MediaSettings:
     program_width: int = 1280
     program_height: int = 720
     program_fps: int = 30
+    low_max_kbps: int = 350
+    low_width: int = 640
+    low_height: int = 360
+    low_fps: int = 30
     thumbnail_max_kbps: int = 150
     thumbnail_width: int = 320
     thumbnail_height: int = 180
@@ -112,6 +116,8 @@ class MediaSettings:
         return {
             HIGH: {"maxBitrate": self.program_max_kbps * 1000, "maxFramerate": self.program_fps,
                      "width": self.program_width, "height": self.program_height},
+            LOW: {"maxBitrate": self.low_max_kbps * 1000, "maxFramerate": self.low_fps,
+                  "width": self.low_width, "height": self.low_height},
             THUMBNAIL: {"maxBitrate": self.thumbnail_max_kbps * 1000,
                           "maxFramerate": self.thumbnail_fps, "width": self.thumbnail_width,
                           "height": self.thumbnail_height},

@@ -229,6 +229,17 @@ def parse_audit_query(payload: Any) -> tuple[int, int | None]:
     return since, latest
 
 
+def parse_poor_line(payload: Any, roster: Roster) -> tuple[str, bool]:
+    """`{"site": "<roster id>", "poor": true|false}` (line:set)."""
+    data = _object(payload, {"site", "poor"})
+    site, poor = data.get("site"), data.get("poor")
+    if not isinstance(site, str) or site not in roster:
+        raise WireError("bad_request", "site must be a site id of the roster")
+    if not isinstance(poor, bool):
+        raise WireError("bad_request", "poor must be true or false")
+    return site, poor
+
+
 def parse_mode(payload: Any) -> str:
     data = _object(payload, {"mode"})
     mode = data.get("mode")

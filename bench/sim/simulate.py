@@ -84,6 +84,7 @@ class SimulatedParticipant:
         self.slots: dict[str, ReceiveStats] = {}
         self.quality: list[dict[str, Any]] = []
         self.video: SyntheticVideo | None = None
+        self.low_video: SyntheticVideo | None = None  # the second layer, sent on the program only
         self.welcome: dict[str, Any] | None = None
         self.states: list[dict[str, Any]] = []
         self.audio: SyntheticAudio | None = None
@@ -106,6 +107,17 @@ class SimulatedParticipant:
         self.quality.append(data)
         if self.video is not None:
             self.video.set_format(int(data["width"]), int(data["height"]), int(data["maxFramerate"]))
+        self._apply_low(data.get("low"))
+
+    def _apply_low(self, low: dict[str, Any] | None) -> None:
+        if self.low_video is None:
+            return
+        if low:  # never larger than the high layer (a small simulated camera)
+            width = min(int(low["width"]), self._video_args[0] // 2)
+            height = min(int(low["height"]), self._video_args[1] // 2)
+            self.low_video.set_format(width, height, int(low["maxFramerate"]))
+        self.low_video.set_active(bool(low))
+
     async def _on_welcome(self, data: dict[str, Any]) -> None:
         again = self.welcome is not None and self.pc is not None
         self.welcome = data
@@ -138,7 +150,7 @@ class SimulatedParticipant:
         if self.pc is not None:
             old, self.pc = self.pc, None
             await old.close()
-            for track in (self.video, self.audio):
+            for track in (self.video, self.low_video, self.audio):
                 if track is not None:
                     track.stop()
         pc = self.pc = RTCPeerConnection(
@@ -150,7 +162,7 @@ class SimulatedParticipant:
             direction = ("sendrecv" if slot else "sendonly") if send else ("recvonly" if slot else "inactive")
             transceiver = pc.addTransceiver(kind, direction=direction)
             if send:
-                transceiver.sender.replaceTrack(self._track(kind))
+                transceiver.sender.replaceTrack(self._track(kind, line.get("layer")))
             if slot:
                 self.slots.setdefault(slot, ReceiveStats())  # counts carry over a rejoin
         for t in pc.getTransceivers():
@@ -163,10 +175,15 @@ class SimulatedParticipant:
             raise RuntimeError(f"offer refused: {reply.get('error')}")
         await pc.setRemoteDescription(RTCSessionDescription(**reply["answer"]))
 
-    def _track(self, kind: str) -> MediaStreamTrack:
+    def _track(self, kind: str, layer: str | None = None) -> MediaStreamTrack:
         if kind == "audio":
             self.audio = SyntheticAudio(self.code)
             return self.audio
+        if layer == "low":
+            width, height, fps = self._video_args
+            self.low_video = SyntheticVideo(self.name, self.code, width // 2, height // 2, fps)
+            self._apply_low(self.quality[-1].get("low") if self.quality else None)
+            return self.low_video
         self.video = SyntheticVideo(self.name, self.code, *self._video_args)
         if self.quality:  # a rejoin keeps the quality the bridge asked for last
             q = self.quality[-1]

@@ -92,7 +92,16 @@ class SyntheticVideo(MediaStreamTrack):
         self._start: float | None = None
         self._due = 0.0
         self._index = 0
+        self._active = asyncio.Event()
+        self._active.set()
         self.set_format(width, height, fps)
+
+    def set_active(self, active: bool) -> None:
+        """Stop or resume sending pictures (a browser's encoding set inactive, or active again)."""
+        if active:
+            self._active.set()
+        else:
+            self._active.clear()
 
     def set_format(self, width: int, height: int, fps: int) -> None:
         """Send another size or frame rate from the next frame on (as a camera reconfigured)."""
@@ -101,6 +110,9 @@ class SyntheticVideo(MediaStreamTrack):
         self.width, self.height, self.fps = width, height, max(1, fps)
 
     async def recv(self) -> av.VideoFrame:
+        if not self._active.is_set():
+            await self._active.wait()
+            self._due = time.monotonic()  # the clock went on while it sent nothing
         now = time.monotonic()
         if self._start is None:
             self._start = self._due = now

@@ -48,7 +48,7 @@ from pylibsrtp import SRTP_MAX_TRAILER_LEN
 from pylibsrtp._binding import ffi, lib
 
 from bridge.media.rtcp import is_rtcp
-from bridge.media.sdp import Network, address_allowed, filter_candidates
+from bridge.media.sdp import Network, address_allowed, filter_candidates, media_ssrcs
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,11 @@ class LinePlan(Protocol):
 
     @property
     def slot(self) -> str | None: ...
+
+    @property
+    def stream(self) -> str:
+        """What the participant sends on it: "audio", "video" or "video-low"."""
+        ...
 
 
 class HostSockets:
@@ -373,7 +378,8 @@ class PeerLink:
         self._listener = listener
         self._on_state_change = on_state
         self._kind_by_pt: dict[int, str] = {}  # forwarded codecs only: RTX and others are dropped
-        self._remote_ssrc: dict[str, int] = {}
+        self._stream_by_ssrc: dict[int, str] = {}  # the offer's SSRCs, per line's stream
+        self._remote_ssrc: dict[str, int] = {}  # stream -> SSRC
         self._slots: list[SlotInfo] = []
         self._inbound_ext: dict[str, dict[str, int]] = {}
         self._dtls: Any = None
@@ -398,8 +404,8 @@ class PeerLink:
     def inbound_extension_ids(self, kind: str) -> dict[str, int]:
         return self._inbound_ext.get(kind, {})
 
-    def remote_ssrc(self, kind: str) -> int | None:
-        return self._remote_ssrc.get(kind)
+    def remote_ssrc(self, stream: str) -> int | None:
+        return self._remote_ssrc.get(stream)
 
     async def accept_offer(self, offer_sdp: str, lines: Sequence[LinePlan]) -> str:
         """Answer an offer whose m-lines follow `lines` (the role's layout), in order."""
@@ -436,7 +442,19 @@ class PeerLink:
         except Exception as exc:  # aiortc trips over offers it parsed but cannot answer
             raise OfferRefused(f"the offer cannot be answered ({type(exc).__name__}: {exc})") from None
         self._learn_negotiated(transceivers, lines)
+        self._learn_streams(sdp, lines)
         return str(self._pc.localDescription.sdp)
+
+    def _learn_streams(self, sdp: str, lines: Sequence[LinePlan]) -> None:
+        """Which stream each SSRC the offer announces is: two video lines (two layers) share a
+        payload type under BUNDLE, so the SSRC tells them apart."""
+        for ssrcs, line in zip(media_ssrcs(sdp), lines, strict=True):
+            if not line.send:
+                continue
+            for ssrc in ssrcs:
+                self._stream_by_ssrc[ssrc] = line.stream
+            if ssrcs:
+                self._remote_ssrc.setdefault(line.stream, ssrcs[0])
 
     def _prepare(self, transceiver: Any, line: LinePlan) -> None:
         kind = transceiver.kind
@@ -517,9 +535,18 @@ class PeerLink:
         if kind is None:
             self.ignored_packets += 1
             return
-        if kind not in self._remote_ssrc:
-            self._remote_ssrc[kind] = int.from_bytes(data[8:12], "big")
-        self._listener.on_rtp(self._pid, kind, data)
+        ssrc = int.from_bytes(data[8:12], "big")
+        stream = self._stream_by_ssrc.get(ssrc)
+        if stream is None:  # an offer without a=ssrc lines: the first SSRC of a kind is its stream
+            stream = kind
+            known = self._remote_ssrc.get(stream)
+            if known is None:
+                self._remote_ssrc[stream] = ssrc
+            elif known != ssrc:
+                self.ignored_packets += 1
+                return
+            self._stream_by_ssrc[ssrc] = stream
+        self._listener.on_rtp(self._pid, stream, data)
 
     def send_rtp(self, packet: bytes) -> bool:
         """SRTP-protect one packet for the end of this loop turn; False when it was dropped (not

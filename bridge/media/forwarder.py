@@ -1,17 +1,21 @@
 """Pure forwarding decisions: which source's packets go out, and with which numbers.
 
 Per site and slot, `Route` decides forward or drop (video switches only on a keyframe of the new
-source), `OutStream` gives the rewritten sequence number and timestamp (continuous across any
-number of switches, pauses and resumptions), `History` keeps what a NACK may ask for again,
-`Throttle` spaces keyframe requests. Time (`now`, seconds) is passed in; nothing here awaits.
+source, or of the new layer of the same source), `OutStream` gives the rewritten sequence number
+and timestamp (continuous across any number of switches, pauses and resumptions), `PictureIds`
+keeps the VP8 picture ids a site sees increasing across them, `History` keeps what a NACK may ask
+for again, `Throttle` spaces keyframe requests. Time (`now`, seconds) is passed in; nothing here
+awaits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Hashable)  # what a route points at: the router's (participant, stream) feeds
 
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
@@ -71,23 +75,28 @@ class OutStream:
         self._ts_offset = (next_ts - timestamp) % TS_MOD
         self.source, self._source_ssrc = source, ssrc
 
+    @property
+    def last_sequence(self) -> int:
+        """The newest sequence number sent to the site."""
+        return self._last_seq
+
     def to_site_timestamp(self, timestamp: int) -> int:
         """A timestamp of the current source in this site's timestamp space (sender reports)."""
         return (timestamp + self._ts_offset) % TS_MOD
 
 
 @dataclass(slots=True)
-class Route:
+class Route(Generic[S]):
     """Which source one slot forwards; video switches only on a keyframe of the new source.
 
     Until that keyframe arrives the old source keeps flowing (no frozen or broken picture).
     """
 
     needs_keyframe: bool
-    current: str | None = None
-    pending: str | None = None
+    current: S | None = None
+    pending: S | None = None
 
-    def want(self, source: str | None) -> bool:
+    def want(self, source: S | None) -> bool:
         """Choose the slot's source; True when a keyframe must be asked of it now."""
         if source == self.current:
             self.pending = None
@@ -98,18 +107,65 @@ class Route:
         self.pending = source
         return True
 
-    def admit(self, source: str, keyframe_start: bool) -> bool:
+    def admit(self, source: S, keyframe_start: bool) -> bool:
         """Forward this packet of `source`? Completes a pending switch on its keyframe."""
         if source == self.pending and keyframe_start:
             self.current, self.pending = source, None
             return True
         return source == self.current
 
-    def source_gone(self, source: str) -> None:
+    def source_gone(self, source: S) -> None:
         if source == self.pending:
             self.pending = None
         if source == self.current:
             self.current = None
+
+
+_PID_MOD = {True: 1 << 15, False: 1 << 7}  # long (15-bit) and short (7-bit) picture ids
+
+
+@dataclass(slots=True)
+class PictureIds:
+    """One site's VP8 picture ids and TL0PICIDX: each new source (or layer, or encoder) continues
+    from the last one the site was sent, so its decoder never sees pictures go back in time.
+
+    The router keeps each incoming stream's last ids once per packet; a slot only holds offsets
+    (zero until its first switch: the common case forwards the source's own numbers)."""
+
+    key: Hashable = None  # the incoming stream the offsets are for
+    pid_offset: int = 0
+    tl0_offset: int = 0
+    long_id: bool = True
+    _left: tuple[int | None, int | None] | None = None  # the last ids sent of a stream now gone
+
+    def _last_out(self, last_in: tuple[int | None, int | None] | None
+                  ) -> tuple[int | None, int | None] | None:
+        if last_in is None or self.key is None:
+            return self._left
+        return (None if last_in[0] is None else (last_in[0] + self.pid_offset) % _PID_MOD[self.long_id],
+                None if last_in[1] is None else (last_in[1] + self.tl0_offset) % 256)
+
+    def stream_gone(self, last_in: tuple[int | None, int | None] | None) -> None:
+        """The current stream's publisher left: remember where its numbers got to."""
+        self._left, self.key = self._last_out(last_in), None
+
+    def rebase(self, key: Hashable, picture_id: int | None, long_id: bool, tl0_index: int | None,
+               last_in: tuple[int | None, int | None] | None) -> None:
+        """The first packet of stream `key`; `last_in`: the last ids of the stream before it."""
+        mod = _PID_MOD[long_id]
+        last = self._last_out(last_in)
+        last_pid, last_tl0 = last if last is not None else (None, None)
+        self.key, self.long_id, self._left = key, long_id, None
+        self.pid_offset = 0 if picture_id is None or last_pid is None else \
+            (last_pid + 1 - picture_id) % mod
+        self.tl0_offset = 0 if tl0_index is None or last_tl0 is None else \
+            (last_tl0 + 1 - tl0_index) % 256
+
+    def out(self, picture_id: int | None, long_id: bool,
+            tl0_index: int | None) -> tuple[int | None, int | None]:
+        """The site's (picture id, TL0PICIDX) for a packet of the current stream."""
+        return (None if picture_id is None else (picture_id + self.pid_offset) % _PID_MOD[long_id],
+                None if tl0_index is None else (tl0_index + self.tl0_offset) % 256)
 
 
 class History(Generic[T]):

@@ -11,7 +11,15 @@ loss in its receiver reports — the way an SFU's per-subscriber allocator does:
   a whole `up_hold_s` without a break before it goes high again (a noisy estimate that dips
   restarts the hold: no oscillation);
 - a technician's pin ("đường truyền yếu") keeps a site low whatever it reports;
-- with no report yet a site gets the high layer (a LAN site never reports trouble).
+- with no report yet a site gets the high layer (a LAN site never reports trouble);
+- a site on the low layer is *probed*: a browser's receive-side estimate cannot rise above about
+  1.5x what it receives, so the router pads what it sends to such a site (retransmitted copies
+  of recent packets) up to a little above its estimate, and the estimate can climb at the pace
+  its path allows (`probe_bps`).
+
+The need of the high layer is what it really carries (the router measures the publisher's
+stream) plus the audio, never less than `low_bps`: a still picture needs less than the configured
+maximum and must not send every site low.
 """
 
 from __future__ import annotations
@@ -27,13 +35,20 @@ class LayerRules:
     low_bps: int = 350_000
     audio_bps: int = 64_000  # Opus with in-band FEC, and headers: reserved before video
     down_after_s: float = 1.0  # estimate short this long: down (within ~2 s with REMB every 1 s)
+    down_margin: float = 0.85  # short: below this share of the need (a browser's first estimate
+    # is what it receives, no more: a site just in must not fall for it)
     loss_down: float = 0.10  # a receiver report losing more than this: down at once
     up_factor: float = 1.25
     up_hold_s: float = 10.0
     up_loss_max: float = 0.02  # and no more loss than this during the hold
+    probe_step: float = 1.15  # probing pads a low-layer site to this times its estimate
+    probe_pause_s: float = 4.0  # an estimate that falls while probing: the path is full, rest
+    probe_pause_max_s: float = 8.0  # (doubling each time, to this) before probing again
 
-    def high_need(self) -> float:
-        return self.high_bps + self.audio_bps
+    def high_need(self, measured_bps: float | None = None) -> float:
+        """What the high layer needs: its measured rate (the configured one before any) and audio."""
+        video = self.high_bps if measured_bps is None else max(measured_bps, self.low_bps)
+        return video + self.audio_bps
 
 
 @dataclass(slots=True)
@@ -41,11 +56,14 @@ class SiteLayer:
     layer: str = HIGH_LAYER
     pinned: bool = False
     estimate_bps: float | None = None
+    need_bps: float | None = None  # the high layer's need at the last estimate
     loss: float = 0.0
     short_since: float | None = None  # the estimate has been below the high need since
     good_since: float | None = None  # the estimate has been >= up_factor x the need since
     changed_at: float | None = None
     changes: list[tuple[float, str]] = field(default_factory=list)
+    probe_rest_until: float = float("-inf")
+    probe_rest_s: float = 0.0  # the last rest (0: none since the estimate last paid for high)
 
 
 class LayerAllocator:
@@ -64,7 +82,10 @@ class LayerAllocator:
         return state
 
     def forget(self, site: str) -> None:
-        self.sites.pop(site, None)
+        """The site left: what its browser reported goes; a technician's pin stays."""
+        state = self.sites.pop(site, None)
+        if state is not None and state.pinned:
+            self.sites[site] = SiteLayer(layer=LOW_LAYER, pinned=True)
 
     def pin(self, site: str, low: bool, now: float) -> str | None:
         """A technician pins a site to the low layer (or lets it go); the layer change, if any."""
@@ -75,13 +96,22 @@ class LayerAllocator:
             return self._set(state, LOW_LAYER, now)
         return None
 
-    def estimate(self, site: str, bps: float, now: float) -> str | None:
-        """The site's bandwidth estimate (REMB); the layer it changes to, if it does."""
+    def estimate(self, site: str, bps: float, now: float,
+                 high_bps: float | None = None) -> str | None:
+        """The site's bandwidth estimate (REMB) and, when known, what the high layer it would
+        receive carries now; the layer it changes to, if it does."""
         state = self._site(site)
-        state.estimate_bps = bps
         rules = self.rules
-        need = rules.high_need()
-        if bps < need:
+        previous, state.estimate_bps = state.estimate_bps, bps
+        need = state.need_bps = rules.high_need(high_bps)
+        if state.layer == LOW_LAYER and previous is not None and bps < 0.95 * previous \
+                and now >= state.probe_rest_until:
+            state.probe_rest_s = min(rules.probe_pause_max_s,
+                                     max(rules.probe_pause_s, 2 * state.probe_rest_s))
+            state.probe_rest_until = now + state.probe_rest_s
+        elif bps >= rules.up_factor * need:
+            state.probe_rest_s = 0.0
+        if bps - rules.audio_bps < rules.down_margin * (need - rules.audio_bps):  # audio first
             if state.short_since is None:
                 state.short_since = now
         else:
@@ -102,6 +132,19 @@ class LayerAllocator:
         if fraction > self.rules.loss_down:
             return self._set(state, LOW_LAYER, now)
         return self._decide(state, now)
+
+    def probe_bps(self, site: str, now: float) -> float | None:
+        """What the router should pad a site's traffic up to (None: no probing): a low-layer site
+        that is not pinned and not losing packets, up to what the high layer needs (kept there
+        through the hold: the path shows it carries it), resting after its estimate fell."""
+        state = self.sites.get(site)
+        if state is None or state.layer != LOW_LAYER or state.pinned or state.estimate_bps is None:
+            return None
+        rules = self.rules
+        if state.loss > rules.up_loss_max or now < state.probe_rest_until:
+            return None
+        target = rules.up_factor * (state.need_bps or rules.high_need())
+        return min(target, state.estimate_bps * rules.probe_step)
 
     def tick(self, now: float) -> dict[str, str]:
         """Time passes without a report (a hold may complete): the sites whose layer changes."""

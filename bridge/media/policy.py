@@ -6,6 +6,11 @@ when it is not already the picture), `speaker-audio` (a site that is heard but n
 e.g. the floor holder in lecture mode), and, for the technician console, `listen-audio` (one site
 listened to privately) and `thumb:<site>` (every site's thumbnail). Nobody is sent their own
 audio or video: the site on the program sees and hears the main hall instead.
+
+A publisher sends its camera on two lines (issue 17): `program-video` carries its high layer (or,
+off the program, its thumbnail) and a second video line, with no slot, its low layer while it is
+on the program. The router forwards whichever layer each receiving site's line can carry. The
+packets of a publisher arrive as *streams*: `audio`, `video` (high) and `video-low`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ SPEAKER_AUDIO = "speaker-audio"
 LISTEN_AUDIO = "listen-audio"
 THUMB_PREFIX = "thumb:"
 HIGH, THUMBNAIL = "high", "thumbnail"
+LOW = "low"  # the low program layer (its figures in media:quality)
+AUDIO_STREAM, VIDEO_STREAM, LOW_STREAM = "audio", "video", "video-low"
+
+
+def stream_kind(stream: str) -> str:
+    return "audio" if stream == AUDIO_STREAM else "video"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +42,30 @@ class Line:
     kind: str
     send: bool
     slot: str | None
+    layer: str | None = None  # a publisher's video lines: "high" (program-video) or "low"
+
+    @property
+    def stream(self) -> str:
+        """The stream name of what the participant sends on this line."""
+        if self.kind == "audio":
+            return AUDIO_STREAM
+        return LOW_STREAM if self.layer == LOW else VIDEO_STREAM
 
     def to_wire(self) -> dict[str, object]:
-        return {"kind": self.kind, "send": self.send, "slot": self.slot}
+        wire: dict[str, object] = {"kind": self.kind, "send": self.send, "slot": self.slot}
+        if self.layer is not None:
+            wire["layer"] = self.layer
+        return wire
 
 
 def layout(role: Role, remote_site_ids: Iterable[str]) -> list[Line]:
     """The m-lines a participant of this role offers."""
     publishes = role.publishes
-    lines = [Line("audio", publishes, PROGRAM_AUDIO), Line("video", publishes, PROGRAM_VIDEO),
-             Line("audio", False, HALL_AUDIO), Line("audio", False, SPEAKER_AUDIO)]
+    lines = [Line("audio", publishes, PROGRAM_AUDIO),
+             Line("video", publishes, PROGRAM_VIDEO, HIGH if publishes else None)]
+    if publishes:
+        lines.append(Line("video", True, None, LOW))
+    lines += [Line("audio", False, HALL_AUDIO), Line("audio", False, SPEAKER_AUDIO)]
     if role is Role.TECHNICIAN:
         lines.append(Line("audio", False, LISTEN_AUDIO))
         lines.extend(Line("video", False, THUMB_PREFIX + s) for s in remote_site_ids)

@@ -8,6 +8,14 @@ once, count it for the publisher's receiver reports, drop muted audio, then for 
 want this source only: admit (keyframe-gated), render the site's numbers on a template shared
 per extension layout, keep it for NACKs, send. Nothing here awaits. `tick()` sends the periodic
 RTCP (receiver reports and REMB to publishers, translated sender reports to every site).
+
+Routes point at *feeds*: a publisher's stream (`audio`, `video`, `video-low`). Each receiving
+site's program picture comes from the layer the `LayerAllocator` gives it, from what the site's
+browser reports (REMB, receiver-report loss); a layer change is a switch like any other (same
+SSRC, continuous numbers, on a keyframe of the target layer, VP8 picture ids increasing). The
+router writes abs-send-time at its own send time, so a site's estimate measures the bridge's
+path to it, and pads a low-layer site's traffic with copies of recent packets (`_probe`) so that
+its estimate can rise again when its line recovers.
 """
 
 from __future__ import annotations
@@ -16,23 +24,40 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bridge.media import rtcp
-from bridge.media.forwarder import History, OutStream, Route, Throttle
-from bridge.media.policy import Scene, quality_for, source_for
+from bridge.media.forwarder import History, OutStream, PictureIds, Route, Throttle
+from bridge.media.layers import LOW_LAYER, LayerAllocator, LayerRules
+from bridge.media.policy import (
+    AUDIO_STREAM,
+    HIGH,
+    LOW,
+    LOW_STREAM,
+    PROGRAM_VIDEO,
+    VIDEO_STREAM,
+    Scene,
+    quality_for,
+    source_for,
+    stream_kind,
+)
 from bridge.media.rtp import (
     FORWARDED_URIS,
+    URI_ABS_SEND_TIME,
     URI_AUDIO_LEVEL,
     Template,
+    abs_send_time,
     audio_level,
     build_template,
     parse_header,
     render,
     render_rtx,
+    restamp,
+    vp8_ids,
     vp8_is_keyframe_start,
+    vp8_renumber,
 )
 from bridge.media.stats import StreamStats
 
@@ -45,6 +70,10 @@ Sent = tuple[Kept, int, float]  # and the timestamp and send time of one copy
 BACKLOG_PACKETS = 8192  # incoming packets waiting for their fan-out (~1.5 s of 66 sites and the hall)
 DRAIN_BUDGET_S = 0.002  # fan-out work per loop turn before other callbacks get their turn
 AudioLevelListener = Callable[[str, int, bool, float], None]  # source, -dBov, voice, now
+Feed = tuple[str, str]  # a publisher's stream: (participant, "audio" | "video" | "video-low")
+LOW_LIVE_S = 2.0  # a low layer is used while its last packet is this recent
+PROBE_INTERVAL_S = 0.05  # probing pads low-layer sites in steps this far apart
+PROBE_MAX_PACKETS = 40  # per site and step (~2.6 Mbps of 1.1 KB copies)
 
 
 class SlotLayout(Protocol):
@@ -84,7 +113,7 @@ class Endpoint(Protocol):
 
     def send_rtcp(self, packet: bytes) -> bool: ...
 
-    def remote_ssrc(self, kind: str) -> int | None: ...
+    def remote_ssrc(self, stream: str) -> int | None: ...
 
 
 @dataclass(slots=True)
@@ -95,13 +124,14 @@ class Slot:
     name: str
     endpoint: Endpoint
     layout: SlotLayout
-    route: Route
+    route: Route[Feed]
     stream: OutStream
     layout_key: int  # slots with the same extension ids share one rendered template per packet
     extension_ids: dict[str, int]
     # atoms and tuples of atoms only, so the collector stops tracking each entry after its first
     # pass and never walks 66 x 512 of them again
     history: History[Sent] | None
+    pictures: PictureIds | None = None  # video: the VP8 picture ids this site has seen
     rtx_sequence: int = 0
     sent: int = 0
     dropped: int = 0
@@ -116,10 +146,12 @@ class Slot:
 class Publisher:
     endpoint: Endpoint
     rtcp_ssrc: int
-    stats: dict[str, StreamStats] = field(default_factory=dict)  # kind -> stats
-    # kind -> the last sender report (NTP time, RTP timestamp) and when it arrived (monotonic s)
+    stats: dict[str, StreamStats] = field(default_factory=dict)  # stream -> stats
+    # stream -> the last sender report (NTP time, RTP timestamp) and when it arrived (monotonic s)
     reports: dict[str, tuple[int, int, float]] = field(default_factory=dict)
-    keyframes: Throttle = field(default_factory=lambda: Throttle(0.5))
+    keyframes: dict[str, Throttle] = field(default_factory=dict)  # stream -> PLI spacing
+    rates: dict[str, float] = field(default_factory=dict)  # stream -> bits/s over the last tick
+    counted: dict[str, tuple[int, float]] = field(default_factory=dict)  # stream -> octets, when
     remb_bps: int = 0
     level_ext: int | None = None
 
@@ -135,17 +167,26 @@ class RouterStats:
     retransmitted: int = 0
     backlog_dropped: int = 0  # audio or program packets dropped from a full backlog
     backlog_thumbnails_dropped: int = 0  # thumbnail packets that gave way in a full backlog
+    layer_changes: int = 0  # a site's program moved to the other layer
+    probe_packets: int = 0  # copies sent to let a low-layer site's estimate rise
 
 
 class MediaRouter:
     def __init__(self, scene: Scene, keyframe_interval_s: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
                  bitrates_bps: dict[str, int] | None = None,
-                 on_audio_level: AudioLevelListener | None = None) -> None:
+                 on_audio_level: AudioLevelListener | None = None,
+                 layer_rules: LayerRules | None = None) -> None:
         self._clock = clock
         self._interval = keyframe_interval_s
         self._scene = scene
-        self._bitrates = bitrates_bps or {"high": 1_500_000, "thumbnail": 150_000}
+        self._bitrates = {HIGH: 1_500_000, LOW: 350_000, "thumbnail": 150_000, **(bitrates_bps or {})}
+        self.layers = LayerAllocator(layer_rules or LayerRules(
+            high_bps=self._bitrates[HIGH], low_bps=self._bitrates[LOW]))
+        self._probing: dict[str, float] = {}  # site -> what its traffic is padded up to (bits/s)
+        self._probe_handle: asyncio.TimerHandle | None = None
+        # each incoming video stream's last (picture id, TL0PICIDX): where a switch continues from
+        self._vp8_last: dict[Hashable, tuple[int | None, int | None]] = {}  # (feed, SSRC) ->
         self._publishers: dict[str, Publisher] = {}
         self._slots: dict[tuple[str, str], Slot] = {}
         self._layouts: dict[tuple[int | None, ...], int] = {}  # extension ids -> a small key
@@ -169,12 +210,13 @@ class MediaRouter:
 
     def add_publisher(self, endpoint: Endpoint) -> None:
         pid = endpoint.participant_id
-        pub = Publisher(endpoint, random.getrandbits(32) or 1, keyframes=Throttle(self._interval))
+        pub = Publisher(endpoint, random.getrandbits(32) or 1)
         pub.level_ext = endpoint.inbound_extension_ids("audio").get(URI_AUDIO_LEVEL)
-        pub.remb_bps = self._bitrates[quality_for(self._scene, pid)]
+        pub.remb_bps = self._remb_for(pid)
         self._publishers[pid] = pub
-        if any(s.route.pending == pid for s in self._slots.values()):
-            self._request_keyframe(pid, force=True)
+        for feed in {s.route.pending for s in self._slots.values()
+                     if s.route.pending is not None and s.route.pending[0] == pid}:
+            self._request_keyframe(feed, force=True)
 
     def add_receiver(self, endpoint: Endpoint, slots: list[tuple[str, SlotLayout]]) -> None:
         pid = endpoint.participant_id
@@ -187,6 +229,7 @@ class MediaRouter:
                 self._layouts.setdefault(tuple(ids.get(u) for u in FORWARDED_URIS), len(self._layouts)),
                 ids,
                 History(HISTORY_PACKETS) if layout.kind == "video" else None,
+                PictureIds() if layout.kind == "video" else None,
                 random.getrandbits(16))
             self._slots[(pid, name)] = slot
             self._by_ssrc[layout.ssrc] = slot
@@ -194,18 +237,27 @@ class MediaRouter:
 
     def remove(self, participant_id: str) -> None:
         self._publishers.pop(participant_id, None)
+        self.layers.forget(participant_id)
+        gone = [k for k in self._vp8_last if isinstance(k, tuple) and k[0][0] == participant_id]
+        for slot in self._slots.values():
+            if slot.pictures is not None and slot.pictures.key in gone:
+                slot.pictures.stream_gone(self._vp8_last[slot.pictures.key])
+        for stale in gone:
+            del self._vp8_last[stale]
+        self._probing.pop(participant_id, None)
         for key in [k for k in self._slots if k[0] == participant_id]:
             slot = self._slots.pop(key)
             self._by_ssrc.pop(slot.layout.ssrc, None)
             self._unindex(slot, slot.route.current)
             self._unindex(slot, slot.route.pending)
-        for slots in self._by_source.values():
+        for feed, slots in self._by_source.items():
+            if feed[0] != participant_id:
+                continue
             for slot in list(slots.values()):  # unindexing edits this very dict
-                if participant_id in (slot.route.current, slot.route.pending):
-                    self._unindex(slot, participant_id)
-                    slot.route.source_gone(participant_id)
-                    if slot.route.current is None:
-                        slot.stream.pause()
+                self._unindex(slot, feed)
+                slot.route.source_gone(feed)
+                if slot.route.current is None:
+                    slot.stream.pause()
 
     def slots_of(self, participant_id: str) -> list[Slot]:
         return [s for k, s in self._slots.items() if k[0] == participant_id]
@@ -235,22 +287,76 @@ class MediaRouter:
     def set_scene(self, scene: Scene) -> None:
         """Re-route every slot for a new scene (program switch, listen-in, heard sources)."""
         self._scene = scene
-        wanted: set[str] = set()
+        wanted: set[Feed] = set()
         for slot in self._slots.values():
-            source = self._route(slot, source_for(scene, slot.participant, slot.name), ask=False)
-            if source is not None:
-                wanted.add(source)
-        for source in wanted:  # one keyframe request per new source, however many slots wait
-            self._request_keyframe(source, force=True)
+            feed = self._route(slot, source_for(scene, slot.participant, slot.name), ask=False)
+            if feed is not None:
+                wanted.add(feed)
+        for feed in wanted:  # one keyframe request per new feed, however many slots wait
+            self._request_keyframe(feed, force=True)
         for pid, pub in self._publishers.items():
-            pub.remb_bps = self._bitrates[quality_for(scene, pid)]
+            pub.remb_bps = self._remb_for(pid)
+
+    def _remb_for(self, publisher: str) -> int:
+        """The REMB cap a publisher is told: its level's bitrate, and the low layer's beside the
+        high one (a browser's estimate covers every stream it sends)."""
+        level = quality_for(self._scene, publisher)
+        return self._bitrates[level] + (self._bitrates[LOW] if level == HIGH else 0)
+
+    def _feed(self, slot: Slot, source: str | None) -> Feed | None:
+        """The feed a slot takes from a source: its program picture in the site's layer (the low
+        one only while the source sends it), the source's only stream otherwise."""
+        if source is None:
+            return None
+        if slot.layout.kind == "audio":
+            return (source, AUDIO_STREAM)
+        if slot.name == PROGRAM_VIDEO and self.layers.layer(slot.participant) == LOW_LAYER \
+                and self._low_live(source):
+            return (source, LOW_STREAM)
+        return (source, VIDEO_STREAM)
+
+    def _low_live(self, source: str) -> bool:
+        pub = self._publishers.get(source)
+        stats = pub.stats.get(LOW_STREAM) if pub is not None else None
+        return stats is not None and self._clock() - stats.last_arrival < LOW_LIVE_S
+
+    # -- layers --------------------------------------------------------------------------
+
+    def layer_of(self, participant_id: str) -> dict[str, object]:
+        """The program layer a site is given and why: for the console (layer, estimate, pinned,
+        the layer its picture comes from now)."""
+        state = self.layers.sites.get(participant_id)
+        slot = self._slots.get((participant_id, PROGRAM_VIDEO))
+        feed = slot.route.current if slot is not None else None
+        return {"layer": self.layers.layer(participant_id),
+                "estimate_bps": None if state is None or state.estimate_bps is None
+                else int(state.estimate_bps),
+                "pinned": bool(state and state.pinned),
+                "receiving": None if feed is None else (LOW if feed[1] == LOW_STREAM else HIGH)}
+
+    def pin_low(self, participant_id: str, low: bool) -> None:
+        """A technician keeps a site on the low layer ("đường truyền yếu"), or lets it go."""
+        if self.layers.pin(participant_id, low, self._clock()) is not None:
+            self._relayer(participant_id)
+
+    def _relayer(self, participant_id: str) -> None:
+        """The site's program picture follows its layer (a switch on the target's keyframe)."""
+        slot = self._slots.get((participant_id, PROGRAM_VIDEO))
+        if slot is None:
+            return
+        before = slot.route.pending or slot.route.current
+        self._route(slot, source_for(self._scene, participant_id, PROGRAM_VIDEO))
+        after = slot.route.pending or slot.route.current
+        if before != after:
+            self.stats.layer_changes += 1
 
     def set_muted(self, source: str, muted: bool) -> None:
         """A muted source's audio is dropped here, whatever its browser sends."""
         if muted:
+            feed = (source, AUDIO_STREAM)
             if source not in self._muted:
-                for slot in self._by_source.get((source, "audio"), {}).values():
-                    if slot.route.current == source:
+                for slot in self._by_source.get(feed, {}).values():
+                    if slot.route.current == feed:
                         slot.stream.pause()  # its numbers resume without a gap on unmute
             self._muted.add(source)
         else:
@@ -259,8 +365,9 @@ class MediaRouter:
     def is_muted(self, source: str) -> bool:
         return source in self._muted
 
-    def _route(self, slot: Slot, source: str | None, ask: bool = True) -> str | None:
-        """Point a slot at a source; the source to ask for a keyframe when the route changed."""
+    def _route(self, slot: Slot, participant: str | None, ask: bool = True) -> Feed | None:
+        """Point a slot at a source's feed; the feed to ask for a keyframe when the route changed."""
+        source = self._feed(slot, participant)
         before = (slot.route.current, slot.route.pending)
         needs_keyframe = slot.route.want(source)
         after = (slot.route.current, slot.route.pending)
@@ -274,28 +381,29 @@ class MediaRouter:
             self._unindex(slot, old)
         for new in set(after) - set(before):
             if new is not None:
-                self._by_source.setdefault((new, slot.layout.kind), {})[(slot.participant, slot.name)] = slot
+                self._by_source.setdefault(new, {})[(slot.participant, slot.name)] = slot
         if not needs_keyframe or source is None:
             return None
         if ask:
             self._request_keyframe(source, force=True)
         return source
 
-    def _unindex(self, slot: Slot, source: str | None) -> None:
-        index = self._by_source.get((source, slot.layout.kind)) if source is not None else None
+    def _unindex(self, slot: Slot, feed: Feed | None) -> None:
+        index = self._by_source.get(feed) if feed is not None else None
         if index is not None:
             index.pop((slot.participant, slot.name), None)
 
     # -- the packet path -----------------------------------------------------------------
 
     def on_rtp(self, participant_id: str, kind: str, data: bytes) -> None:
+        """`kind` is the stream the packet belongs to (`audio`, `video`, `video-low`)."""
         """Take a packet from the socket callback; the fan-out runs in budgeted turns (`_drain`).
         Full: the oldest thumbnail gives way (its moment has passed, and only consoles miss it);
         audio or the program only when no thumbnail is waiting."""
         self._arrivals += 1
         entry = (self._arrivals, participant_id, kind, data)
         thumbnails = self._thumbnails
-        if kind == "video" and participant_id != self._scene.program:
+        if kind == VIDEO_STREAM and participant_id != self._scene.program:
             thumbnails.append(entry)
         else:
             self._backlog.append(entry)
@@ -336,21 +444,26 @@ class MediaRouter:
         if self._drain_handle is not None:
             self._drain_handle.cancel()
             self._drain_handle = None
+        if self._probe_handle is not None:
+            self._probe_handle.cancel()
+            self._probe_handle = None
+        self._probing.clear()
         self._backlog.clear()
         self._thumbnails.clear()
 
-    def _forward_packet(self, participant_id: str, kind: str, data: bytes) -> None:
+    def _forward_packet(self, participant_id: str, stream: str, data: bytes) -> None:
         pub = self._publishers.get(participant_id)
         header = parse_header(data)
         if pub is None or header is None:
             return
         now = self._clock()
         self.stats.received += 1
-        stats = pub.stats.get(kind)
+        audio = stream == AUDIO_STREAM
+        stats = pub.stats.get(stream)
         if stats is None or stats.ssrc != header.ssrc:
-            stats = pub.stats[kind] = StreamStats(header.ssrc, 48000 if kind == "audio" else 90000)
+            stats = pub.stats[stream] = StreamStats(header.ssrc, 48000 if audio else 90000)
         stats.add(header.sequence, header.timestamp, len(data), now)
-        if kind == "audio":
+        if audio:
             level = audio_level(header, pub.level_ext) if self._on_audio_level is not None else None
             if level is not None and self._on_audio_level is not None:
                 voice, dbov = level
@@ -358,47 +471,65 @@ class MediaRouter:
             if participant_id in self._muted:
                 self.stats.muted += 1
                 return
-        slots = self._by_source.get((participant_id, kind))
+        feed = (participant_id, stream)
+        slots = self._by_source.get(feed)
         if not slots:
             return
-        keyframe = kind == "video" and vp8_is_keyframe_start(memoryview(data)[header.payload_offset :])
+        payload = memoryview(data)[header.payload_offset :]
+        keyframe = not audio and vp8_is_keyframe_start(payload)
+        ids = None if audio else vp8_ids(payload)
+        send_time = None if audio else abs_send_time(now)
         source_ids: dict[str, int] | None = None
-        templates: dict[int, tuple[Template, Kept]] = {}
+        templates: dict[tuple[int, int | None, int | None], tuple[Template, Kept]] = {}
         waiting = False
         forwarded = 0
-        sequence, timestamp = header.sequence, header.timestamp
-        for slot in slots.values():  # switching unindexes from other sources only
+        sequence, timestamp, ssrc = header.sequence, header.timestamp, header.ssrc
+        stream_key = (feed, ssrc)
+        for slot in slots.values():  # switching unindexes from other feeds only
             route = slot.route
-            if route.current != participant_id:  # pending: switches only on a keyframe
+            if route.current != feed:  # pending: switches only on a keyframe
                 previous = route.current
-                if not route.admit(participant_id, keyframe):
-                    waiting = waiting or route.pending == participant_id
+                if not route.admit(feed, keyframe):
+                    waiting = waiting or route.pending == feed
                     continue
                 if previous is not None:
                     self._unindex(slot, previous)  # the switch completed on this keyframe
-            built = templates.get(slot.layout_key)
+            pid = tl0 = None
+            pictures = slot.pictures
+            if ids is not None and pictures is not None:
+                if pictures.key != stream_key:
+                    pictures.rebase(stream_key, ids.picture_id, ids.long_id, ids.tl0_index,
+                                    self._vp8_last.get(pictures.key))
+                if pictures.pid_offset or pictures.tl0_offset:
+                    pid, tl0 = pictures.out(ids.picture_id, ids.long_id, ids.tl0_index)
+            key = (slot.layout_key, pid, tl0)
+            built = templates.get(key)
             if built is None:
                 if source_ids is None:
-                    source_ids = pub.endpoint.inbound_extension_ids(kind)
-                t = build_template(data, header, source_ids, slot.extension_ids)
-                built = templates[slot.layout_key] = (t, (t.first, t.marker, t.extensions, t.payload))
+                    source_ids = pub.endpoint.inbound_extension_ids(stream_kind(stream))
+                renumbered = None if pid is None and tl0 is None else \
+                    vp8_renumber(bytes(payload), pid, tl0)
+                t = build_template(data, header, source_ids, slot.extension_ids, send_time, renumbered)
+                built = templates[key] = (t, (t.first, t.marker, t.extensions, t.payload))
             template, kept = built
-            stream = slot.stream
-            seq, ts = stream.rewrite(participant_id, header.ssrc, sequence, timestamp, now)
-            packet = render(template, stream.payload_type, seq, ts, stream.ssrc)
+            out = slot.stream
+            seq, ts = out.rewrite(participant_id, ssrc, sequence, timestamp, now)
+            packet = render(template, out.payload_type, seq, ts, out.ssrc)
             history = slot.history
             if history is not None:
                 history.put(seq, (kept, ts, now))
             if slot.endpoint.send_rtp(packet):
                 slot.sent += 1
-                stream.octets += len(packet)
+                out.octets += len(packet)
                 forwarded += 1
             else:
                 slot.dropped += 1
                 self.stats.dropped += 1
         self.stats.forwarded += forwarded
-        if waiting and pub.keyframes.allow(now):
-            self._send_pli(pub)
+        if ids is not None:
+            self._vp8_last[stream_key] = (ids.picture_id, ids.tl0_index)
+        if waiting and self._keyframes(pub, stream).allow(now):
+            self._send_pli(pub, stream)
 
     # -- feedback ------------------------------------------------------------------------
 
@@ -409,6 +540,8 @@ class MediaRouter:
                 self._on_pli(participant_id, record.media_ssrc)
             elif isinstance(record, rtcp.Nack):
                 self._on_nack(participant_id, record)
+            elif isinstance(record, rtcp.Remb):
+                self._on_remb(participant_id, record, now)
             elif isinstance(record, rtcp.SenderReport):
                 self._on_sender_report(participant_id, record, now)
             if isinstance(record, rtcp.ReceiverReport):
@@ -428,36 +561,62 @@ class MediaRouter:
         slot = self._own_slot(participant_id, nack.media_ssrc)
         if slot is None or slot.history is None:
             return
-        layout = slot.layout
-        oldest = self._clock() - RETRANSMIT_MAX_AGE_S
+        now = self._clock()
+        oldest = now - RETRANSMIT_MAX_AGE_S
         unrepairable = False
         for seq in nack.lost:
             item = slot.history.get(seq)
             if item is None or item[2] < oldest:
                 unrepairable = True
                 continue
-            (first, marker, extensions, payload), ts, _ = item
-            template = Template(first, marker, extensions, payload, extensions + payload)
-            if layout.rtx_payload_type is not None and layout.rtx_ssrc is not None:
-                packet = render_rtx(template, layout.rtx_payload_type, slot.rtx_sequence, ts,
-                                    layout.rtx_ssrc, seq)
-                slot.rtx_sequence = (slot.rtx_sequence + 1) & 0xFFFF
-            else:
-                packet = render(template, layout.payload_type, seq, ts, layout.ssrc)
-            if slot.endpoint.send_rtp(packet):
+            if self._resend(slot, seq, item, now):
                 slot.retransmitted += 1
                 self.stats.retransmitted += 1
         if unrepairable and slot.route.current is not None:
             self.stats.unrepairable_nacks += 1
             self._request_keyframe(slot.route.current, force=False)
 
+    def _resend(self, slot: Slot, seq: int, item: Sent, now: float) -> bool:
+        """A kept packet again (on the RTX stream when negotiated), stamped with this send time."""
+        (first, marker, extensions, payload), ts, _ = item
+        ext_id = slot.extension_ids.get(URI_ABS_SEND_TIME)
+        if ext_id is not None:
+            extensions = restamp(extensions, ext_id, abs_send_time(now))
+        template = Template(first, marker, extensions, payload, extensions + payload)
+        layout = slot.layout
+        if layout.rtx_payload_type is not None and layout.rtx_ssrc is not None:
+            packet = render_rtx(template, layout.rtx_payload_type, slot.rtx_sequence, ts,
+                                layout.rtx_ssrc, seq)
+            slot.rtx_sequence = (slot.rtx_sequence + 1) & 0xFFFF
+        else:
+            packet = render(template, layout.payload_type, seq, ts, layout.ssrc)
+        return slot.endpoint.send_rtp(packet)
+
+    def _on_remb(self, participant_id: str, remb: rtcp.Remb, now: float) -> None:
+        """A site's bandwidth estimate: its program layer may change (and its probing)."""
+        slot = self._slots.get((participant_id, PROGRAM_VIDEO))
+        if slot is None or (remb.ssrcs and not any(self._own_slot(participant_id, s)
+                                                   for s in remb.ssrcs)):
+            return
+        change = self.layers.estimate(participant_id, remb.bitrate_bps, now,
+                                      self._high_rate(slot))
+        if change is not None:
+            self._relayer(participant_id)
+        self._plan_probe(participant_id, now)
+
+    def _high_rate(self, slot: Slot) -> float | None:
+        """What the high layer of the slot's source carries now (bits/s), once measured."""
+        feed = slot.route.current
+        pub = self._publishers.get(feed[0]) if feed is not None else None
+        return pub.rates.get(VIDEO_STREAM) if pub is not None else None
+
     def _on_sender_report(self, participant_id: str, sr: rtcp.SenderReport, now: float) -> None:
         pub = self._publishers.get(participant_id)
         if pub is None:
             return
-        for kind, stats in pub.stats.items():
+        for stream, stats in pub.stats.items():
             if stats.ssrc == sr.ssrc:
-                pub.reports[kind] = (sr.ntp, sr.rtp_timestamp, now)
+                pub.reports[stream] = (sr.ntp, sr.rtp_timestamp, now)
                 stats.sender_report(sr.ntp, now)
 
     def _on_receiver_report(self, participant_id: str, rr: rtcp.ReceiverReport, now: float) -> None:
@@ -470,42 +629,113 @@ class MediaRouter:
             sent_at = slot.last_sr.get(block.lsr)
             if block.lsr and sent_at is not None:
                 slot.rtt_ms = max(0.0, (now - sent_at - block.dlsr / 65536) * 1000)
+            if slot.name == PROGRAM_VIDEO and slot.route.current is not None \
+                    and self.layers.loss(participant_id, slot.remote_loss, now) is not None:
+                self._relayer(participant_id)
 
-    def _request_keyframe(self, source: str, force: bool) -> None:
-        pub = self._publishers.get(source)
+    def _keyframes(self, pub: Publisher, stream: str) -> Throttle:
+        throttle = pub.keyframes.get(stream)
+        if throttle is None:
+            throttle = pub.keyframes[stream] = Throttle(self._interval)
+        return throttle
+
+    def _request_keyframe(self, feed: Feed, force: bool) -> None:
+        pub = self._publishers.get(feed[0])
         if pub is None:
             return
-        if pub.keyframes.allow(self._clock()) or force:
-            self._send_pli(pub)
+        if self._keyframes(pub, feed[1]).allow(self._clock()) or force:
+            self._send_pli(pub, feed[1])
 
-    def _send_pli(self, pub: Publisher) -> None:
-        media = pub.endpoint.remote_ssrc("video")
+    def _send_pli(self, pub: Publisher, stream: str) -> None:
+        media = pub.endpoint.remote_ssrc(stream)
         if media is not None and pub.endpoint.send_rtcp(rtcp.pli(pub.rtcp_ssrc, media)):
             self.stats.keyframe_requests += 1
+
+    # -- probing -------------------------------------------------------------------------
+
+    def _plan_probe(self, participant_id: str, now: float) -> None:
+        """How much padding a low-layer site gets: up to what the allocator asks for, less what
+        it is sent anyway (its low layer and sound)."""
+        target = self.layers.probe_bps(participant_id, now)
+        if target is None:
+            self._probing.pop(participant_id, None)
+            return
+        slot = self._slots.get((participant_id, PROGRAM_VIDEO))
+        if slot is None or slot.layout.rtx_ssrc is None or slot.history is None:
+            return  # no RTX to pad with (aiortc and browsers negotiate it)
+        feed = slot.route.current
+        pub = self._publishers.get(feed[0]) if feed is not None else None
+        carried = (pub.rates.get(feed[1], 0.0) if pub is not None and feed is not None else 0.0) \
+            + self.layers.rules.audio_bps
+        padding = target - carried
+        if padding <= 0:
+            self._probing.pop(participant_id, None)
+            return
+        self._probing[participant_id] = padding
+        if self._probe_handle is None:
+            loop = self._loop or self._bind_loop()
+            self._probe_handle = loop.call_later(PROBE_INTERVAL_S, self._probe)
+
+    def _probe(self) -> None:
+        """One padding step for every probing site: copies of its latest packets on its RTX
+        stream (the browser counts them in its estimate and drops them as duplicates)."""
+        self._probe_handle = None
+        now = self._clock()
+        for participant_id, bps in list(self._probing.items()):
+            slot = self._slots.get((participant_id, PROGRAM_VIDEO))
+            if slot is None or slot.history is None or slot.stream.packets == 0:
+                self._probing.pop(participant_id, None)
+                continue
+            budget = bps * PROBE_INTERVAL_S / 8
+            seq = slot.stream.last_sequence
+            for back in range(PROBE_MAX_PACKETS):
+                if budget <= 0:
+                    break
+                item = slot.history.get((seq - back) & 0xFFFF)
+                if item is None:
+                    break
+                if self._resend(slot, (seq - back) & 0xFFFF, item, now):
+                    self.stats.probe_packets += 1
+                budget -= len(item[0][3]) + 40
+        if self._probing:
+            self._probe_handle = (self._loop or self._bind_loop()).call_later(
+                PROBE_INTERVAL_S, self._probe)
 
     # -- periodic RTCP -------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Send receiver reports and REMB to publishers, sender reports to every slot."""
+        """Send receiver reports and REMB to publishers, sender reports to every slot; measure
+        what each publisher's streams carry; let time complete the layer holds."""
         now = self._clock()
         for pub in self._publishers.values():
+            for stream, stats in pub.stats.items():
+                before = pub.counted.get(stream)
+                if before is not None and now > before[1]:
+                    pub.rates[stream] = 8 * (stats.octets - before[0]) / (now - before[1])
+                pub.counted[stream] = (stats.octets, now)
             blocks = tuple(s.report(now) for s in pub.stats.values())
             if not blocks:
                 continue
             packet = rtcp.receiver_report(pub.rtcp_ssrc, blocks)
-            video = pub.stats.get("video")
-            if video is not None and pub.remb_bps:
-                packet += rtcp.remb(pub.rtcp_ssrc, pub.remb_bps, [video.ssrc])
+            video = [s.ssrc for k, s in pub.stats.items() if k != AUDIO_STREAM]
+            if video and pub.remb_bps:
+                packet += rtcp.remb(pub.rtcp_ssrc, pub.remb_bps, video)
             pub.endpoint.send_rtcp(packet)
+        for participant_id in self.layers.tick(now):
+            self._relayer(participant_id)
+        for participant_id, state in self.layers.sites.items():
+            if state.layer == LOW_LAYER:
+                self._relayer(participant_id)  # its source's low layer may have started (or gone)
+                self._plan_probe(participant_id, now)
         for slot in self._slots.values():
             self._send_sender_report(slot, now)
 
     def _send_sender_report(self, slot: Slot, now: float) -> None:
-        source = slot.route.current
-        pub = self._publishers.get(source) if source else None
-        if pub is None or slot.stream.packets == 0 or slot.stream.source != source:
+        feed = slot.route.current
+        pub = self._publishers.get(feed[0]) if feed is not None else None
+        if pub is None or feed is None or slot.stream.packets == 0 or slot.stream.source != feed[0]:
             return
-        report = pub.reports.get(slot.layout.kind)
+        report = pub.reports.get(feed[1])
         if report is None:
             return
         # the source's own (NTP, RTP) pair, moved on by the time since it arrived, in this site's

@@ -51,7 +51,15 @@ class ReceiverReport:
     blocks: tuple[ReportBlock, ...]
 
 
-Feedback = Pli | Nack | SenderReport | ReceiverReport
+@dataclass(frozen=True, slots=True)
+class Remb:
+    """A receiver's bandwidth estimate for the streams it names (draft-alvestrand-rmcat-remb)."""
+
+    bitrate_bps: int
+    ssrcs: tuple[int, ...]
+
+
+Feedback = Pli | Nack | SenderReport | ReceiverReport | Remb
 
 
 def is_rtcp(data: bytes) -> bool:
@@ -113,6 +121,12 @@ def _psfb(fmt: int, body: bytes) -> list[Feedback]:
         return [Pli(media_ssrc)]
     if fmt == FMT_FIR:  # FCI entries: SSRC, seq nr, reserved
         return [Pli(struct.unpack_from("!I", body, at)[0]) for at in range(8, len(body) - 7, 8)]
+    if fmt == FMT_AFB and len(body) >= 16 and body[8:12] == _REMB:
+        count = body[12]
+        word = int.from_bytes(body[13:16], "big")
+        ssrcs = tuple(struct.unpack_from("!I", body, 16 + 4 * n)[0] for n in range(count)
+                      if 20 + 4 * n <= len(body))
+        return [Remb((word & 0x3FFFF) << (word >> 18), ssrcs)]
     return []
 
 

@@ -105,18 +105,51 @@ class Template:
     tail: bytes  # extensions + payload: what follows the 12-byte header of every copy
 
 
+def abs_send_time(now: float) -> bytes:
+    """The abs-send-time value for a packet sent at `now` (seconds): 6.18 fixed point, 24 bits."""
+    return (int(now * (1 << 18)) & 0xFFFFFF).to_bytes(3, "big")
+
+
+def restamp(block: bytes, ext_id: int, value: bytes) -> bytes:
+    """A one-byte-header extension block (with preamble, as `build_extension_block` makes) with
+    extension `ext_id`'s value replaced by one of the same length; unchanged when it has none."""
+    if len(block) < 4 or block[:2] != b"\xbe\xde":
+        return block
+    i = 4
+    while i < len(block):
+        if block[i] == 0:
+            i += 1
+            continue
+        found, length = block[i] >> 4, (block[i] & 0x0F) + 1
+        if found == 15:
+            break
+        if found == ext_id and length == len(value):
+            return block[: i + 1] + value + block[i + 1 + length :]
+        i += 1 + length
+    return block
+
+
 def build_template(
-    data: bytes, header: RtpHeader, source_ids: Mapping[str, int], sink_ids: Mapping[str, int]
+    data: bytes, header: RtpHeader, source_ids: Mapping[str, int], sink_ids: Mapping[str, int],
+    send_time: bytes | None = None, payload: bytes | None = None,
 ) -> Template:
-    """Forwarded extensions only, with the sink's ids. The MID is never forwarded."""
+    """Forwarded extensions only, with the sink's ids. The MID is never forwarded. With
+    `send_time`, abs-send-time says when the bridge sends the packet (not when the publisher did),
+    so a site's bandwidth estimator measures the bridge's path to it; `payload` replaces the
+    packet's own (a VP8 descriptor renumbered for the site)."""
     elements = []
     for uri in FORWARDED_URIS:
         src_id, dst_id = source_ids.get(uri), sink_ids.get(uri)
-        if src_id is not None and dst_id is not None and src_id in header.extensions:
+        if dst_id is None:
+            continue
+        if uri == URI_ABS_SEND_TIME and send_time is not None:
+            elements.append((dst_id, send_time))
+        elif src_id is not None and src_id in header.extensions:
             elements.append((dst_id, header.extensions[src_id]))
     block = build_extension_block(elements)
     first = (data[0] & 0xE0) | (0x10 if block else 0)
-    payload = bytes(data[header.payload_offset :])
+    if payload is None:
+        payload = bytes(data[header.payload_offset :])
     return Template(first, data[1] & 0x80, block, payload, block + payload)
 
 
@@ -192,3 +225,59 @@ def vp8_picture_id(payload: bytes | memoryview) -> int | None:
     if payload[2] & 0x80:
         return ((payload[2] & 0x7F) << 8) | payload[3] if len(payload) > 3 else None
     return payload[2] & 0x7F
+
+
+@dataclass(frozen=True, slots=True)
+class Vp8Ids:
+    """The numbering fields of a VP8 payload descriptor (RFC 7741 section 4.2)."""
+
+    picture_id: int | None  # 15 bits (or 7 when the sender uses the short form)
+    long_id: bool
+    tl0_index: int | None  # TL0PICIDX
+
+
+def vp8_ids(payload: bytes | memoryview) -> Vp8Ids | None:
+    """The picture id and TL0PICIDX of a VP8 payload, or None when it carries neither."""
+    if len(payload) < 2 or not payload[0] & 0x80:
+        return None
+    ext, i = payload[1], 2
+    picture_id, long_id, tl0 = None, False, None
+    if ext & 0x80:
+        if len(payload) <= i:
+            return None
+        long_id = bool(payload[i] & 0x80)
+        if long_id:
+            if len(payload) <= i + 1:
+                return None
+            picture_id = ((payload[i] & 0x7F) << 8) | payload[i + 1]
+            i += 2
+        else:
+            picture_id = payload[i] & 0x7F
+            i += 1
+    if ext & 0x40:
+        if len(payload) <= i:
+            return None
+        tl0 = payload[i]
+    if picture_id is None and tl0 is None:
+        return None
+    return Vp8Ids(picture_id, long_id, tl0)
+
+
+def vp8_renumber(payload: bytes, picture_id: int | None, tl0_index: int | None) -> bytes:
+    """The payload with its descriptor's picture id and TL0PICIDX replaced (same length: the
+    picture id keeps its 7- or 15-bit form, so packetization is untouched)."""
+    out = bytearray(payload)
+    ext, i = out[1], 2
+    if ext & 0x80:
+        if out[i] & 0x80:
+            if picture_id is not None:
+                out[i] = 0x80 | ((picture_id >> 8) & 0x7F)
+                out[i + 1] = picture_id & 0xFF
+            i += 2
+        else:
+            if picture_id is not None:
+                out[i] = picture_id & 0x7F
+            i += 1
+    if ext & 0x40 and tl0_index is not None:
+        out[i] = tl0_index & 0xFF
+    return bytes(out)

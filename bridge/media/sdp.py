@@ -1,4 +1,5 @@
-"""Pure SDP edits made at the edge of the media core: which remote ICE candidates are tried."""
+"""Pure SDP edits made at the edge of the media core: which remote ICE candidates are tried, and
+which SSRCs each offered m-line sends."""
 
 from __future__ import annotations
 
@@ -46,3 +47,22 @@ def candidate_addresses(sdp: str) -> list[str]:
     """Every candidate address an SDP offers (tests and diagnostics)."""
     return [ln.split()[4] for ln in sdp.splitlines()
             if ln.startswith("a=candidate:") and len(ln.split()) > 4]
+
+
+def media_ssrcs(sdp: str) -> list[list[int]]:
+    """Per m-line, in order, the SSRCs the offerer sends media on (`a=ssrc:`), its RTX SSRCs
+    (the second of each `a=ssrc-group:FID`) left out. Unreadable lines are skipped."""
+    sections: list[tuple[list[int], set[int]]] = []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            sections.append(([], set()))
+        elif not sections:
+            continue
+        elif line.startswith("a=ssrc-group:FID "):
+            ids = line.split()[1:]
+            sections[-1][1].update(int(x) for x in ids[1:] if x.isdigit())
+        elif line.startswith("a=ssrc:"):
+            first = line[7:].split(" ", 1)[0]
+            if first.isdigit() and int(first) not in sections[-1][0]:
+                sections[-1][0].append(int(first))
+    return [[s for s in ssrcs if s not in rtx] for ssrcs, rtx in sections]

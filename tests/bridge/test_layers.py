@@ -105,10 +105,13 @@ def test_a_pinned_site_stays_low_and_earns_high_again_when_let_go() -> None:
 
 
 def test_audio_is_paid_for_before_video() -> None:
-    """An estimate that would carry the high layer's video only if the sound gave way: low."""
+    """An estimate that would carry the high layer's video (within the margin a browser's
+    first estimate needs) only if the sound gave way: low."""
     allocator = LayerAllocator()
-    changes = feed(allocator, [RULES.high_bps + RULES.audio_bps / 2] * 4)
+    enough_for_video_alone = RULES.down_margin * RULES.high_bps + RULES.audio_bps / 2
+    changes = feed(allocator, [enough_for_video_alone] * 4)
     assert changes and changes[0][1] == LOW_LAYER
+    assert feed(LayerAllocator(), [RULES.down_margin * RULES.high_bps + RULES.audio_bps] * 4) == []
 
 
 BUDGET_S = 2.0

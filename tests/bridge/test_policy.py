@@ -18,10 +18,15 @@ from bridge.roles import Role
 
 def test_layouts() -> None:
     site = layout(Role.SITE, ["a", "b"])
-    assert [(line.kind, line.send, line.slot) for line in site] == [
-        ("audio", True, PROGRAM_AUDIO), ("video", True, PROGRAM_VIDEO),
-        ("audio", False, HALL_AUDIO), ("audio", False, SPEAKER_AUDIO)]
-    assert not any(line.send for line in layout(Role.MODERATOR, ["a"]))
+    assert [(line.kind, line.send, line.slot, line.layer) for line in site] == [
+        ("audio", True, PROGRAM_AUDIO, None), ("video", True, PROGRAM_VIDEO, "high"),
+        ("video", True, None, "low"), ("audio", False, HALL_AUDIO, None),
+        ("audio", False, SPEAKER_AUDIO, None)]
+    assert [line.stream for line in site[:3]] == ["audio", "video", "video-low"]
+    assert site[2].to_wire() == {"kind": "video", "send": True, "slot": None, "layer": "low"}
+    moderator = layout(Role.MODERATOR, ["a"])
+    assert not any(line.send for line in moderator)
+    assert not any(line.layer for line in moderator), "only publishers send two layers"
     tech = layout(Role.TECHNICIAN, ["a", "b"])
     assert [line.slot for line in tech[4:]] == [LISTEN_AUDIO, "thumb:a", "thumb:b"]
 

@@ -47,3 +47,13 @@ def test_a_document_loads_back_into_the_same_state() -> None:
     fresh = Conference(CONF, "Hội nghị", ROSTER)
     load_document(fresh, to_document(conference))
     assert to_document(fresh) == to_document(conference)
+
+
+def test_a_poor_line_mark_survives_a_restart() -> None:
+    before = Conference(CONF, "t", ROSTER)
+    site = ROSTER.remote_sites()[3].id
+    before.set_poor_line(site, True, 1.0)
+    after = Conference(CONF, "t", ROSTER)
+    load_document(after, to_document(before))
+    assert after.poor_lines == {site}
+    assert after.snapshot()["lines"] == {"poor": [site]}

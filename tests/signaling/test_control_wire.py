@@ -26,6 +26,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "rollcall:mark": {"site": SITE, "status": "present"}, "rollcall:end": {},
     "agenda:set": {"items": []}, "agenda:next": {}, "program:set": {"site": SITE},
     "program:mode": {"mode": "floor"}, "listen:set": {"site": SITE}, "record:start": {},
+    "line:set": {"site": SITE, "poor": True},
     "record:stop": {}, "audit:get": {}, "state:get": {},
 }
 
@@ -220,3 +221,29 @@ async def test_text_is_stored_in_one_normal_form(server: RunningServer) -> None:
         assert (await site.call("floor:request", {"topic": decomposed}))["ok"]
         topics = [q["topic"] for q in server.bridge.conference.snapshot(0)["floor"]["queue"]]
         assert topics == ["Ý kiến về chuyển đổi số"]
+
+
+async def test_a_technician_marks_a_poor_line_and_the_site_gets_the_low_layer(
+        server: RunningServer) -> None:
+    """"Đường truyền yếu": the mark is state (broadcast, stored, audited); the router keeps the
+    site on the low layer whatever its browser reports; a bad payload changes nothing."""
+    async with Client(server, Role.TECHNICIAN) as console, Client(server, Role.SITE, OTHER) as site:
+        version = server.bridge.conference.version
+        for bad in ({"site": SITE}, {"site": SITE, "poor": "yes"}, {"site": "nowhere", "poor": True},
+                    {"site": "hall", "poor": True}, {"site": SITE, "poor": True, "extra": 1}):
+            reply = await console.call("line:set", bad)
+            assert reply["ok"] is False and reply["error"]["code"] == "bad_request", (bad, reply)
+        assert server.bridge.conference.version == version
+        reply = await console.call("line:set", {"site": SITE, "poor": True, "id": "pin-1"})
+        assert reply == {"ok": True, "version": version + 1}
+        again = await console.call("line:set", {"site": SITE, "poor": True, "id": "pin-1"})
+        assert again == reply, "a retried command is made once"
+        assert await wait_until(lambda: any(p.get("lines") == {"poor": [SITE]} for p in site.states), 5)
+        assert server.bridge.hub.router.layer_of(SITE)["pinned"] is True
+        assert server.bridge.hub.router.layer_of(SITE)["layer"] == "low"
+        entries = (await console.call("audit:get", {}))["entries"]
+        assert [e["action"] for e in entries if e["target"] == SITE][-1] == "line:set"
+        reply = await console.call("line:set", {"site": SITE, "poor": False})
+        assert reply["ok"] and server.bridge.hub.router.layer_of(SITE)["pinned"] is False
+        state = (await site.call("state:get", {}))["state"]
+        assert state["lines"] == {"poor": []}

@@ -72,9 +72,10 @@ async def test_welcome_carries_identity_roster_and_state(server: RunningServer, 
     assert len(welcome["roster"]) == 67 and welcome["hall"] == "hall"
     media = welcome["media"]
     assert media["send"] is True and media["receive"] is True
-    assert [(line["kind"], line["send"], line["slot"]) for line in media["lines"]] == [
-        ("audio", True, "program-audio"), ("video", True, "program-video"),
-        ("audio", False, "hall-audio"), ("audio", False, "speaker-audio")]
+    assert [(line["kind"], line["send"], line["slot"], line.get("layer")) for line in media["lines"]] == [
+        ("audio", True, "program-audio", None), ("video", True, "program-video", "high"),
+        ("video", True, None, "low"), ("audio", False, "hall-audio", None),
+        ("audio", False, "speaker-audio", None)]
     assert welcome["state"]["program"] == "hall"
     assert welcome["state"]["sites"]["stttt-an-giang"]["presence"] == "signaling"
 

@@ -20,8 +20,8 @@ function tile(site) {
   el.tabIndex = 0;
   el.innerHTML = `<video muted playsinline autoplay></video><div class="name"></div>
     <div class="meter" role="meter" aria-valuemin="-127" aria-valuemax="0"><span></span></div>
-    <div class="net"></div><div class="badges"></div>
-    <div class="actions"><button type="button" data-act="pin"></button><button type="button" data-act="listen"></button></div>`;
+    <div class="net"></div><div class="layer"></div><div class="badges"></div>
+    <div class="actions"><button type="button" data-act="pin"></button><button type="button" data-act="listen"></button><button type="button" data-act="poor"></button></div>`;
   el.querySelector(".name").textContent = site.short;
   el.title = site.name;
   el.querySelector("[data-act=pin]").addEventListener("click", () => client.request("program:set", { site: site.id }));
@@ -29,9 +29,19 @@ function tile(site) {
     const next = listening === site.id ? null : site.id;
     client.request("listen:set", { site: next }).then(() => { listening = next; render(); });
   });
+  // a known poor line: keep the site on the low program layer whatever its browser reports
+  el.querySelector("[data-act=poor]").addEventListener("click", () => {
+    client.request("line:set", { site: site.id, poor: !poorLines().includes(site.id) })
+      .catch((err) => { $("conn").textContent = err.message; });
+  });
   $("wall").append(el);
   tiles.set(site.id, el);
   return el;
+}
+
+function poorLines() {
+  const s = client.state;
+  return (s && s.lines && s.lines.poor) || [];
 }
 
 function badges(siteId) {
@@ -85,6 +95,20 @@ function render() {
       net.textContent = status.presence === "offline" ? t("console.never") : "";
       net.dataset.health = "";
     }
+    const layer = el.querySelector(".layer");
+    const poor = poorLines().includes(site.id);
+    if (st && st.layer) {
+      layer.textContent = t(`layer.${st.layer}`) + (st.estimate_kbps != null ? ` · ${st.estimate_kbps} kbit/s` : "");
+      layer.dataset.layer = st.layer;
+      layer.title = t("layer.detail", { layer: t(`layer.${st.layer}`), kbps: st.estimate_kbps ?? "–" })
+        + (poor ? ` · ${t("layer.pinned")}` : "");
+    } else {
+      layer.textContent = "";
+      layer.dataset.layer = "";
+    }
+    layer.dataset.pinned = poor ? "1" : "";
+    el.querySelector("[data-act=poor]").textContent = poor ? t("console.unpoor") : t("console.poor");
+    el.querySelector("[data-act=poor]").setAttribute("aria-pressed", poor ? "true" : "false");
     if (status.presence === "lost") alarms.push(`${site.short}: ${t("alarm.lost")}`);
     el.querySelector(".badges").textContent = badges(site.id).join(" · ");
     el.querySelector("[data-act=pin]").textContent = t("console.pin");

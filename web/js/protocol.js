@@ -224,6 +224,8 @@ export class BridgeClient extends EventTarget {
   // Join the media plane: offer the m-lines `welcome.media.lines` lists, in order, publishing
   // `stream` (may be null) on the lines marked `send`. Tracks arrive as "track" events with the
   // slot they carry ("program-video", "program-audio", "hall-audio", "thumb:<site>", ...).
+  // A publisher's camera goes on two video lines: `layer: "high"` (program-video) and
+  // `layer: "low"`, the second sent only while media:quality asks for it (on the program).
   async joinMedia({ stream = null } = {}) {
     this._media = { stream };
     if (this.pc) this.pc.close();
@@ -238,8 +240,11 @@ export class BridgeClient extends EventTarget {
     const transceivers = lines.map((line) => {
       const track = line.send && stream ? stream.getTracks().find((t) => t.kind === line.kind) : null;
       const direction = track ? (line.slot ? "sendrecv" : "sendonly") : (line.slot ? "recvonly" : "inactive");
-      const tr = pc.addTransceiver(track || line.kind, { direction, streams: track ? [stream] : [] });
-      if (track) this.senders[line.kind] = tr.sender;
+      const low = line.layer === "low";
+      const init = { direction, streams: track ? [stream] : [] };
+      if (low) init.sendEncodings = [{ active: false }];  // until media:quality asks for it
+      const tr = pc.addTransceiver(track || line.kind, init);
+      if (track) this.senders[low ? "videoLow" : line.kind] = tr.sender;
       preferCodec(tr, line.kind === "audio" ? "audio/opus" : "video/VP8");
       return tr;
     });
@@ -261,6 +266,8 @@ export class BridgeClient extends EventTarget {
   async replaceTrack(kind, track) {
     const sender = this.senders && this.senders[kind];
     if (sender) await sender.replaceTrack(track);
+    const low = kind === "video" && this.senders && this.senders.videoLow;
+    if (low) await low.replaceTrack(track);
     if (this._media && this._media.stream) {
       for (const old of this._media.stream.getTracks().filter((x) => x.kind === kind)) {
         this._media.stream.removeTrack(old);
@@ -270,21 +277,29 @@ export class BridgeClient extends EventTarget {
     }
   }
 
-  // The bridge asks a publisher for full quality (on the program) or a thumbnail.
+  // The bridge asks a publisher for full quality (on the program) or a thumbnail, and for the
+  // low layer beside full quality (q.low), or for none (q.low null).
   async _applyQuality(q) {
     this._quality = q;
     const sender = this.senders && this.senders.video;
     if (!sender || !sender.track) return;
+    await this._encode(sender, q, true);
+    const low = this.senders.videoLow;
+    if (low && low.track) await this._encode(low, q.low || q, Boolean(q.low));
+    this._emit("quality", q);
+  }
+
+  async _encode(sender, q, active) {
     const params = sender.getParameters();
     if (!params.encodings || !params.encodings.length) params.encodings = [{}];
     const captured = sender.track.getSettings().height || q.height;
     for (const e of params.encodings) {
+      e.active = active;
       e.maxBitrate = q.maxBitrate;
       e.maxFramerate = q.maxFramerate;
       e.scaleResolutionDownBy = Math.max(1, captured / q.height);
     }
     try { await sender.setParameters(params); } catch (err) { this._emit("error", { code: "media", message: String(err) }); }
-    this._emit("quality", q);
   }
 
   async leaveMedia() {
