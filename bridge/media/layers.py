@@ -41,6 +41,10 @@ class LayerRules:
     up_factor: float = 1.25
     up_hold_s: float = 10.0
     up_loss_max: float = 0.02  # and no more loss than this during the hold
+    # a browser's estimator starts low and climbs (Chromium's first REMB, after 5 s, is what it
+    # receives; aiortc's far less): until a site's estimate has once paid for the high layer, or
+    # this long after its first one, a low estimate is not taken for a poor line (loss still is)
+    warmup_s: float = 12.0
     probe_step: float = 1.15  # probing pads a low-layer site to this times its estimate
     probe_pause_s: float = 4.0  # an estimate that falls while probing: the path is full, rest
     probe_pause_max_s: float = 8.0  # (doubling each time, to this) before probing again
@@ -62,6 +66,8 @@ class SiteLayer:
     good_since: float | None = None  # the estimate has been >= up_factor x the need since
     changed_at: float | None = None
     changes: list[tuple[float, str]] = field(default_factory=list)
+    first_estimate_at: float | None = None
+    converged: bool = False  # its estimate has paid for the high layer once (or warm-up is over)
     probe_rest_until: float = float("-inf")
     probe_rest_s: float = 0.0  # the last rest (0: none since the estimate last paid for high)
 
@@ -104,6 +110,10 @@ class LayerAllocator:
         rules = self.rules
         previous, state.estimate_bps = state.estimate_bps, bps
         need = state.need_bps = rules.high_need(high_bps)
+        if state.first_estimate_at is None:
+            state.first_estimate_at = now
+        if not state.converged:
+            state.converged = bps >= need or now - state.first_estimate_at >= rules.warmup_s
         if state.layer == LOW_LAYER and previous is not None and bps < 0.95 * previous \
                 and now >= state.probe_rest_until:
             state.probe_rest_s = min(rules.probe_pause_max_s,
@@ -111,7 +121,8 @@ class LayerAllocator:
             state.probe_rest_until = now + state.probe_rest_s
         elif bps >= rules.up_factor * need:
             state.probe_rest_s = 0.0
-        if bps - rules.audio_bps < rules.down_margin * (need - rules.audio_bps):  # audio first
+        video_share = bps - rules.audio_bps  # audio first
+        if state.converged and video_share < rules.down_margin * (need - rules.audio_bps):
             if state.short_since is None:
                 state.short_since = now
         else:
@@ -132,6 +143,10 @@ class LayerAllocator:
         if fraction > self.rules.loss_down:
             return self._set(state, LOW_LAYER, now)
         return self._decide(state, now)
+
+    def observe(self, site: str, bps: float) -> None:
+        """Keep a site's estimate without letting it choose the layer (the console shows it)."""
+        self._site(site).estimate_bps = bps
 
     def probe_bps(self, site: str, now: float) -> float | None:
         """What the router should pad a site's traffic up to (None: no probing): a low-layer site

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bridge.media.layers import HIGH_LAYER, LOW_LAYER, LayerAllocator, LayerRules
 
-RULES = LayerRules()
+RULES = LayerRules(warmup_s=0.0)  # a site whose estimator has settled (warm-up: its own test)
 NEED = RULES.high_need()
 SITE = "stttt-dien-bien"
 
@@ -28,11 +28,11 @@ def feed(allocator: LayerAllocator, estimates: list[float], start: float = 0.0,
 
 
 def test_a_site_with_no_report_gets_the_high_layer() -> None:
-    assert LayerAllocator().layer(SITE) == HIGH_LAYER
+    assert LayerAllocator(RULES).layer(SITE) == HIGH_LAYER
 
 
 def test_down_within_two_seconds_of_the_estimate_falling() -> None:
-    allocator = LayerAllocator()
+    allocator = LayerAllocator(RULES)
     feed(allocator, [3e6] * 5)
     changes = feed(allocator, [0.8e6] * 4, start=5.0)
     assert changes and changes[0][1] == LOW_LAYER
@@ -40,33 +40,33 @@ def test_down_within_two_seconds_of_the_estimate_falling() -> None:
 
 
 def test_a_single_dip_does_not_change_the_layer() -> None:
-    allocator = LayerAllocator()
+    allocator = LayerAllocator(RULES)
     assert feed(allocator, [3e6, 3e6, 0.9e6, 3e6, 3e6], every=0.9) == []
     assert allocator.layer(SITE) == HIGH_LAYER
 
 
 def test_loss_over_ten_percent_goes_down_at_once() -> None:
-    allocator = LayerAllocator()
+    allocator = LayerAllocator(RULES)
     feed(allocator, [3e6] * 3)
     assert allocator.loss(SITE, 0.05, 3.0) is None
     assert allocator.loss(SITE, 0.12, 4.0) == LOW_LAYER
 
 
 def test_up_only_after_the_whole_hold() -> None:
-    allocator = LayerAllocator()
+    allocator = LayerAllocator(RULES)
     feed(allocator, [0.5e6] * 3)
     assert allocator.layer(SITE) == LOW_LAYER
     good = RULES.up_factor * NEED
     changes = feed(allocator, [good] * 12, start=3.0)
     assert changes == [(13.0, HIGH_LAYER)], changes  # 10 s after the first good estimate
     # enough for the layer but under the 1.25x margin: never up
-    allocator = LayerAllocator()
+    allocator = LayerAllocator(RULES)
     feed(allocator, [0.5e6] * 3)
     assert feed(allocator, [1.1 * NEED] * 60, start=3.0) == []
 
 
 def test_time_alone_completes_the_hold() -> None:
-    allocator = LayerAllocator()
+    allocator = LayerAllocator(RULES)
     feed(allocator, [0.5e6] * 3)
     allocator.estimate(SITE, 2 * NEED, 3.0)  # then the browser goes quiet
     assert allocator.tick(12.9) == {}
@@ -74,7 +74,7 @@ def test_time_alone_completes_the_hold() -> None:
 
 
 def test_a_noisy_estimate_around_the_threshold_does_not_oscillate() -> None:
-    allocator = LayerAllocator()
+    allocator = LayerAllocator(RULES)
     feed(allocator, [0.5e6] * 3)
     noisy = [(1.4 if i % 7 else 1.0) * NEED for i in range(120)]  # a dip every 7 s
     assert feed(allocator, noisy, start=3.0) == []
@@ -82,7 +82,7 @@ def test_a_noisy_estimate_around_the_threshold_does_not_oscillate() -> None:
 
 
 def test_loss_during_the_hold_restarts_it() -> None:
-    allocator = LayerAllocator()
+    allocator = LayerAllocator(RULES)
     feed(allocator, [0.5e6] * 3)
     good = 2 * NEED
     feed(allocator, [good] * 6, start=3.0)
@@ -94,7 +94,7 @@ def test_loss_during_the_hold_restarts_it() -> None:
 
 
 def test_a_pinned_site_stays_low_and_earns_high_again_when_let_go() -> None:
-    allocator = LayerAllocator()
+    allocator = LayerAllocator(RULES)
     feed(allocator, [5e6] * 3)
     assert allocator.pin(SITE, True, 3.0) == LOW_LAYER
     assert feed(allocator, [5e6] * 30, start=4.0) == []
@@ -107,11 +107,11 @@ def test_a_pinned_site_stays_low_and_earns_high_again_when_let_go() -> None:
 def test_audio_is_paid_for_before_video() -> None:
     """An estimate that would carry the high layer's video (within the margin a browser's
     first estimate needs) only if the sound gave way: low."""
-    allocator = LayerAllocator()
+    allocator = LayerAllocator(RULES)
     enough_for_video_alone = RULES.down_margin * RULES.high_bps + RULES.audio_bps / 2
     changes = feed(allocator, [enough_for_video_alone] * 4)
     assert changes and changes[0][1] == LOW_LAYER
-    assert feed(LayerAllocator(), [RULES.down_margin * RULES.high_bps + RULES.audio_bps] * 4) == []
+    assert feed(LayerAllocator(RULES), [RULES.down_margin * RULES.high_bps + RULES.audio_bps] * 4) == []
 
 
 BUDGET_S = 2.0
@@ -127,7 +127,7 @@ def test_invariants_on_any_report_sequence(reports: list[tuple[float, float, flo
     started = _first_example.setdefault("at", time.monotonic())
     if time.monotonic() - started > BUDGET_S:  # sized to a time budget on a slow machine
         return
-    allocator, now, pin_at = LayerAllocator(), 0.0, len(reports) // 2
+    allocator, now, pin_at = LayerAllocator(RULES), 0.0, len(reports) // 2
     last_down: float | None = None
     for i, (gap, bps, lost) in enumerate(reports):
         now += gap
@@ -142,3 +142,23 @@ def test_invariants_on_any_report_sequence(reports: list[tuple[float, float, flo
                 assert last_down is not None and now - last_down >= RULES.up_hold_s
         if i >= pin_at:
             assert allocator.layer(SITE) == LOW_LAYER
+
+
+def test_a_low_first_estimate_is_not_taken_for_a_poor_line() -> None:
+    """Browsers' estimators start low and climb: a site just in keeps the high layer until its
+    estimate has once paid for it, or the warm-up is over; loss counts at once."""
+    rules = LayerRules()
+    climbing = [0.05e6 * 1.3 ** n for n in range(int(rules.warmup_s) - 1)]
+    assert max(climbing) < NEED
+    allocator = LayerAllocator(rules)
+    assert feed(allocator, climbing) == []
+    assert allocator.layer(SITE) == HIGH_LAYER
+    settled = LayerAllocator(rules)
+    feed(settled, [3e6])
+    changes = feed(settled, [0.5e6] * 3, start=1.0)
+    assert changes and changes[0][1] == LOW_LAYER, "once settled, a fall counts"
+    stuck = LayerAllocator(rules)
+    changes = feed(stuck, [0.3e6] * (int(rules.warmup_s) + 3))
+    assert changes and changes[0][0] <= rules.warmup_s + 2, "a line poor from the start, after warm-up"
+    lossy = LayerAllocator(rules)
+    assert lossy.loss(SITE, 0.2, 0.5) == LOW_LAYER

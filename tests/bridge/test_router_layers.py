@@ -9,6 +9,7 @@ import struct
 from itertools import pairwise
 
 from bridge.media import rtcp
+from bridge.media.layers import LayerRules
 from bridge.media.policy import PROGRAM_AUDIO, PROGRAM_VIDEO, Scene
 from bridge.media.router import MediaRouter
 from bridge.media.rtp import URI_ABS_SEND_TIME, parse_header, vp8_ids, vp8_is_keyframe_start
@@ -59,7 +60,9 @@ class Meeting:
 
     def __init__(self) -> None:
         self.now = 0.0
-        self.router = MediaRouter(Scene("hall", "a"), clock=lambda: self.now)
+        # sites whose estimators have settled (the warm-up has its own test)
+        self.router = MediaRouter(Scene("hall", "a"), clock=lambda: self.now,
+                                  layer_rules=LayerRules(warmup_s=0.0), estimate_layers=True)
         self.a, self.b, self.c = Endpoint("a"), Endpoint("b"), Endpoint("c")
         self.router.add_publisher(self.a)
         for n, site in enumerate((self.b, self.c)):

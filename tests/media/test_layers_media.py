@@ -50,7 +50,8 @@ async def test_a_poor_line_gets_the_low_layer_without_a_gap(server: RunningServe
         assert poor.stats.audio_frames > 0
         router = server.bridge.hub.router
         assert router.layer_of(POOR)["receiving"] == "low" and router.layer_of(GOOD)["receiving"] == "high"
-        print(f"low layer decoded {switched_in * 1000:.0f} ms after the mark; max gap {max(gaps) * 1000:.0f} ms")
+        print(f"low layer decoded {switched_in * 1000:.0f} ms after the mark;"
+              f" max gap {max(gaps) * 1000:.0f} ms")
         # the mark taken off: the site earns the high layer back like any site (REMB and hold)
         reply = await console.call("line:set", {"site": POOR, "poor": False})
         assert reply["ok"] and router.layer_of(POOR)["pinned"] is False
