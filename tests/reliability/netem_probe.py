@@ -14,9 +14,10 @@ import sys
 import threading
 import time
 
-from bench.netem import Impairment, Impairments, NetemUnavailable
+from bench.netem import Impairment, Impairments, NetemUnavailable, Site
 
 ECHO = ("127.0.0.1", 47999)
+PORT_LINE = 47998
 PINGS = 300
 PING_EVERY_S = 0.01
 
@@ -59,13 +60,14 @@ def ping(address: str) -> dict[str, float]:
             "loss": round(1 - len(rtts) / PINGS, 3)}
 
 
-def flood(address: str, kbit: int, seconds: float = 3.0) -> float:
-    """Send at `kbit` from the site to a sink on 127.0.0.1; the kbit/s that arrived."""
+def flood(address: str, kbit: int, seconds: float = 3.0, sink_port: int = 0) -> float:
+    """Send at `kbit` from the site to a sink on 127.0.0.1 (on `sink_port`: a bridge's port);
+    the kbit/s that arrived."""
     got = [0]
     times: list[float] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink, \
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
-        sink.bind(("127.0.0.1", 0))
+        sink.bind(("127.0.0.1", sink_port))
         sink.settimeout(0.5)
         out.bind((address, 0))
         payload = b"f" * 1200
@@ -109,6 +111,8 @@ def main() -> None:
             out["impaired"] = ping("127.0.0.5")
         except NetemUnavailable as exc:
             out["netem"] = str(exc)
+        lines.set("127.0.0.8", Impairment(loss_pct=10))  # loss alone: nftables on any kernel
+        out["lossy"] = ping("127.0.0.8")
         lines.set("127.0.0.7", Impairment(rate_kbit=800))
         out["clean"] = ping("127.0.0.6")
         out["capped_ping"] = ping("127.0.0.7")
@@ -116,6 +120,10 @@ def main() -> None:
         out["clean_kbit"] = flood("127.0.0.6", 2000)
         lines.set("127.0.0.7", Impairment())  # the line is good again
         out["restored_kbit"] = flood("127.0.0.7", 2000)
+        # a browser page's line: every page is 127.0.0.1, the bridge's port tells it apart
+        lines.set(Site(port=PORT_LINE), Impairment(rate_kbit=800))
+        out["port_capped_kbit"] = flood("127.0.0.1", 2000, sink_port=PORT_LINE)
+        out["port_clean_kbit"] = flood("127.0.0.1", 2000)
         stop.set()
         server.join()
     with open(sys.argv[1], "w") as f:

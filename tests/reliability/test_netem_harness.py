@@ -1,7 +1,8 @@
 """The network-impairment harness (bench/netem.py) in a network namespace of its own: a site
 address gets the rate cap it was given, another is untouched, and a line set back to good is
-good; delay and loss too where the kernel has sch_netem (this CI kernel has not: the harness says
-so by name instead of shaping nothing) (issue 17)."""
+good; loss (nftables); a browser page's line by the bridge's port; delay too where the kernel has
+sch_netem (this CI kernel has not: the harness says so by name instead of shaping nothing)
+(issue 17)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.netem import Impairment, commands_set
+from bench.netem import Impairment, Site, commands_loss, commands_set
 from signaling.settings import REPO_ROOT
 
 
@@ -22,6 +23,11 @@ def test_only_loopback_addresses_can_be_shaped() -> None:
     filters = [c for c in commands_set("127.0.0.5", 1, Impairment(loss_pct=1), first=True)
                if c[:3] == ["tc", "filter", "add"]]
     assert {c[c.index("match") + 2] for c in filters} == {"src", "dst"}  # both directions
+    port = [c for c in commands_set(Site(port=41003), 2, Impairment(rate_kbit=800), first=True)
+            if c[:3] == ["tc", "filter", "add"]]
+    assert {c[c.index("match") + 2] for c in port} == {"sport", "dport"}
+    rules = commands_loss({Site(port=41003): Impairment(loss_pct=2.5)})
+    assert [r[-7:] for r in rules[1:]] == [["numgen", "random", "mod", "10000", "<", "250", "drop"]] * 2
 
 
 @pytest.mark.timeout(120)
@@ -37,8 +43,10 @@ def test_delay_loss_and_rate_cap_per_site_address(tmp_path: Path) -> None:
         assert 0.10 <= f["impaired"]["loss"] <= 0.30, f
     else:
         assert "sch_netem" in f["netem"], f
+    assert 0.10 <= f["lossy"]["loss"] <= 0.30, f  # 10 % each way, by nftables where no netem
     assert f["clean"]["rtt_ms_p50"] < 10 and f["clean"]["loss"] <= 0.01, f
     assert f["capped_ping"]["loss"] <= 0.01, f  # a cap is not a loss: small packets pass
     # 2 Mbit/s offered: the capped site gets ~800 kbit/s through, the clean one all of it
     assert 600 <= f["capped_kbit"] <= 950, f
     assert f["clean_kbit"] >= 1800 and f["restored_kbit"] >= 1800, f
+    assert 600 <= f["port_capped_kbit"] <= 950 and f["port_clean_kbit"] >= 1800, f
