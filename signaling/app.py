@@ -75,7 +75,8 @@ def build_bridge(settings: Settings) -> Bridge:
     ice = settings.ice
     policy = IcePolicy(ice.servers, ice.host_addresses, parse_networks(ice.remote_networks),
                        ice.announce_addresses, ice.ports())
-    media = MediaSetup(policy, settings.media.ladder(), settings.media.pli_interval_ms / 1000)
+    media = MediaSetup(policy, settings.media.ladder(), settings.media.pli_interval_ms / 1000,
+                       settings.media.layers_by_estimate)
     store: StateStore = MemoryStore()
     manager = None
     if settings.store.backend == "redis":

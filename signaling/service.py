@@ -47,6 +47,7 @@ class MediaSetup:
     policy: IcePolicy
     ladder: dict[str, dict[str, int]]  # quality level -> its media:quality figures (maxBitrate, …)
     keyframe_interval_s: float = 0.5
+    layers_by_estimate: bool = False  # a site's REMB chooses its layer (not only loss and pins)
 
 
 def health_verdict(presence: Presence, h: dict[str, Any]) -> str:
@@ -83,7 +84,8 @@ class ConferenceService:
         router = MediaRouter(Scene(conference.roster.hall.id, conference.program),
                              media.keyframe_interval_s,
                              bitrates_bps={level: q["maxBitrate"] for level, q in media.ladder.items()},
-                             on_audio_level=self.on_audio_level)
+                             on_audio_level=self.on_audio_level,
+                             estimate_layers=media.layers_by_estimate)
         self.hub = MediaHub(media.policy, router, observer=self)
         self.keeper = StateKeeper(conference, store or MemoryStore(), self._committed,
                                   self._reloaded, clock, host_grace_s)

@@ -109,6 +109,7 @@ class MediaSettings:
     thumbnail_height: int = 180
     thumbnail_fps: int = 15
     pli_interval_ms: int = 500
+    layers_by_estimate: bool = False
 
     def ladder(self) -> dict[str, dict[str, int]]:
         """What a publisher sends at each level (`media:quality`); the router's REMB caps use
@@ -294,7 +295,7 @@ def _validate(s: Settings) -> None:
         if not url.startswith(("stun:", "turn:", "turns:")):
             raise SettingsError(f"ice.servers: {url!r} is not a stun:/turn: URL")
     for key in (f.name for f in dataclasses.fields(s.media)):
-        if getattr(s.media, key) <= 0:
+        if not isinstance(getattr(s.media, key), bool) and getattr(s.media, key) <= 0:
             raise SettingsError(f"media.{key} must be positive")
     if s.control.max_speakers < 1 or s.control.speaking_limit_s < 10 or s.control.grace_s < 0:
         raise SettingsError("control: max_speakers >= 1, speaking_limit_s >= 10, grace_s >= 0")

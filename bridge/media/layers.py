@@ -10,6 +10,17 @@ loss in its receiver reports — the way an SFU's per-subscriber allocator does:
 - up slowly: the estimate at least `up_factor` times the high layer's need, with little loss, for
   a whole `up_hold_s` without a break before it goes high again (a noisy estimate that dips
   restarts the hold: no oscillation);
+- an estimate may be taken for the way up only (`estimate(..., down=False)`): on a busy machine
+  a browser's delay-based estimator reads scheduling jitter as congestion and estimates below
+  what a clean line carries, so a deployment may let loss and pins alone send a site down, while
+  an estimate well above the need still brings it back;
+- or a trial: a browser's receive-side estimate climbs at most ~8 % a second (from ~200 kbit/s
+  after a 300 kbit/s line, half a minute to 1.25x the high layer), so a low-layer site whose
+  estimate has kept rising, never falling and without loss, by `rise_factor` over a whole
+  `up_hold_s` (a line with headroom: a capped one levels off and falls back) is tried on the
+  high layer; a trial that loses packets sends it down again, and the next trial waits twice as
+  long (up to `rise_hold_max_s`). Trials are for estimates taken for the way up only: where a
+  low estimate sends a site down, the climbing one would undo the trial at once;
 - a technician's pin ("đường truyền yếu") keeps a site low whatever it reports;
 - with no report yet a site gets the high layer (a LAN site never reports trouble);
 - a site on the low layer is *probed*: a browser's receive-side estimate cannot rise above about
@@ -45,6 +56,10 @@ class LayerRules:
     # receives; aiortc's far less): until a site's estimate has once paid for the high layer, or
     # this long after its first one, a low estimate is not taken for a poor line (loss still is)
     warmup_s: float = 12.0
+    rise_factor: float = 1.5  # a trial: the estimate rose this much over the hold, never falling
+    rise_hold_max_s: float = 80.0  # failed trials double the rise's hold up to this
+    rise_flat_s: float = 3.0  # an estimate not rising for this long has levelled off
+    trial_s: float = 10.0  # a trial that loses packets within this long failed
     probe_step: float = 1.15  # probing pads a low-layer site to this times its estimate
     probe_pause_s: float = 4.0  # an estimate that falls while probing: the path is full, rest
     probe_pause_max_s: float = 8.0  # (doubling each time, to this) before probing again
@@ -65,11 +80,14 @@ class SiteLayer:
     short_since: float | None = None  # the estimate has been below the high need since
     good_since: float | None = None  # the estimate has been >= up_factor x the need since
     changed_at: float | None = None
-    changes: list[tuple[float, str]] = field(default_factory=list)
+    changes: list[tuple[float, str, str]] = field(default_factory=list)  # (at, layer, why)
     first_estimate_at: float | None = None
     converged: bool = False  # its estimate has paid for the high layer once (or warm-up is over)
     probe_rest_until: float = float("-inf")
     probe_rest_s: float = 0.0  # the last rest (0: none since the estimate last paid for high)
+    rise_from: tuple[float, float] | None = None  # (since, estimate then): rising without a fall
+    rise_last: float = 0.0  # the estimate last rose at
+    rise_hold_s: float = 0.0  # how long the rise must last for a trial (0: up_hold_s)
 
 
 class LayerAllocator:
@@ -99,13 +117,14 @@ class LayerAllocator:
         state.pinned = low
         state.good_since = None  # unpinned: it earns the high layer like any site coming back
         if low:
-            return self._set(state, LOW_LAYER, now)
+            return self._set(state, LOW_LAYER, now, "pinned")
         return None
 
     def estimate(self, site: str, bps: float, now: float,
-                 high_bps: float | None = None) -> str | None:
+                 high_bps: float | None = None, down: bool = True) -> str | None:
         """The site's bandwidth estimate (REMB) and, when known, what the high layer it would
-        receive carries now; the layer it changes to, if it does."""
+        receive carries now; the layer it changes to, if it does (with `down` False, a low
+        estimate does not send the site down: it only withholds the way up)."""
         state = self._site(site)
         rules = self.rules
         previous, state.estimate_bps = state.estimate_bps, bps
@@ -122,7 +141,7 @@ class LayerAllocator:
         elif bps >= rules.up_factor * need:
             state.probe_rest_s = 0.0
         video_share = bps - rules.audio_bps  # audio first
-        if state.converged and video_share < rules.down_margin * (need - rules.audio_bps):
+        if down and state.converged and video_share < rules.down_margin * (need - rules.audio_bps):
             if state.short_since is None:
                 state.short_since = now
         else:
@@ -132,6 +151,14 @@ class LayerAllocator:
                 state.good_since = now
         else:
             state.good_since = None
+        if previous is None or bps < 0.98 * previous or state.loss > rules.up_loss_max:
+            state.rise_from = None  # a fall (or loss): the path is full
+        elif not down and bps > previous:
+            state.rise_last = now
+            if state.rise_from is None:
+                state.rise_from = (now, previous)
+        elif down or now - state.rise_last > rules.rise_flat_s:
+            state.rise_from = None  # levelled off: held at what the path carries
         return self._decide(state, now)
 
     def loss(self, site: str, fraction: float, now: float) -> str | None:
@@ -139,14 +166,14 @@ class LayerAllocator:
         state = self._site(site)
         state.loss = fraction
         if fraction > self.rules.up_loss_max:
-            state.good_since = None
+            state.good_since = state.rise_from = None
         if fraction > self.rules.loss_down:
-            return self._set(state, LOW_LAYER, now)
+            if state.layer == HIGH_LAYER and state.changes and state.changes[-1][2] == "trial" \
+                    and now - state.changes[-1][0] <= self.rules.trial_s:  # the trial failed
+                state.rise_hold_s = min(self.rules.rise_hold_max_s,
+                                        2 * (state.rise_hold_s or self.rules.up_hold_s))
+            return self._set(state, LOW_LAYER, now, "loss")
         return self._decide(state, now)
-
-    def observe(self, site: str, bps: float) -> None:
-        """Keep a site's estimate without letting it choose the layer (the console shows it)."""
-        self._site(site).estimate_bps = bps
 
     def probe_bps(self, site: str, now: float) -> float | None:
         """What the router should pad a site's traffic up to (None: no probing): a low-layer site
@@ -169,21 +196,27 @@ class LayerAllocator:
     def _decide(self, state: SiteLayer, now: float) -> str | None:
         rules = self.rules
         if state.pinned:
-            return self._set(state, LOW_LAYER, now)
+            return self._set(state, LOW_LAYER, now, "pinned")
         if state.layer == HIGH_LAYER:
             if state.short_since is not None and now - state.short_since >= rules.down_after_s:
-                return self._set(state, LOW_LAYER, now)
+                return self._set(state, LOW_LAYER, now, "estimate")
             return None
         if state.good_since is not None and now - state.good_since >= rules.up_hold_s:
-            return self._set(state, HIGH_LAYER, now)
+            return self._set(state, HIGH_LAYER, now, "estimate")
+        if state.rise_from is not None and state.estimate_bps is not None:
+            since, start = state.rise_from
+            if now - since >= (state.rise_hold_s or rules.up_hold_s) \
+                    and state.estimate_bps >= rules.rise_factor * start:
+                return self._set(state, HIGH_LAYER, now, "trial")
         return None
 
-    def _set(self, state: SiteLayer, layer: str, now: float) -> str | None:
+    def _set(self, state: SiteLayer, layer: str, now: float, why: str) -> str | None:
         if state.layer == layer:
             return None
         state.layer = layer
         state.changed_at = now
-        state.changes.append((now, layer))
+        state.changes.append((now, layer, why))
+        state.rise_from = None
         if layer == LOW_LAYER:
             state.good_since = None  # the hold to go up again starts after the fall
         return layer

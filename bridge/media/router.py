@@ -336,6 +336,7 @@ class MediaRouter:
                 "estimate_bps": None if state is None or state.estimate_bps is None
                 else int(state.estimate_bps),
                 "pinned": bool(state and state.pinned),
+                "why": state.changes[-1][2] if state is not None and state.changes else None,
                 "receiving": None if feed is None else (LOW if feed[1] == LOW_STREAM else HIGH)}
 
     def pin_low(self, participant_id: str, low: bool) -> None:
@@ -601,11 +602,9 @@ class MediaRouter:
         slot = self._slots.get((participant_id, PROGRAM_VIDEO))
         if slot is None or (remb.ssrcs and slot.layout.ssrc not in remb.ssrcs):
             return  # an estimate for other streams (aiortc estimates per receiver)
-        if not self._estimate_layers:
-            self.layers.observe(participant_id, remb.bitrate_bps)  # shown on the console only
-            return
+        # without estimate_layers, a low estimate does not send a site down (loss and pins do)
         change = self.layers.estimate(participant_id, remb.bitrate_bps, now,
-                                      self._high_rate(slot))
+                                      self._high_rate(slot), down=self._estimate_layers)
         if change is not None:
             self._relayer(participant_id)
         self._plan_probe(participant_id, now)

@@ -16,12 +16,12 @@ SITE = "stttt-dien-bien"
 
 
 def feed(allocator: LayerAllocator, estimates: list[float], start: float = 0.0,
-         every: float = 1.0) -> list[tuple[float, str]]:
+         every: float = 1.0, down: bool = True) -> list[tuple[float, str]]:
     """REMB once a second (as browsers send it); the changes, with their times."""
     changes = []
     for i, bps in enumerate(estimates):
         now = start + i * every
-        layer = allocator.estimate(SITE, bps, now)
+        layer = allocator.estimate(SITE, bps, now, down=down)
         if layer is not None:
             changes.append((now, layer))
     return changes
@@ -162,3 +162,54 @@ def test_a_low_first_estimate_is_not_taken_for_a_poor_line() -> None:
     assert changes and changes[0][0] <= rules.warmup_s + 2, "a line poor from the start, after warm-up"
     lossy = LayerAllocator(rules)
     assert lossy.loss(SITE, 0.2, 0.5) == LOW_LAYER
+
+
+def test_an_estimate_taken_for_the_way_up_only() -> None:
+    """A deployment where loss and pins send a site down: a low estimate alone keeps it high, a
+    lossy report sends it low, and an estimate well above the need brings it back after the hold."""
+    allocator = LayerAllocator(RULES)
+    for i in range(10):
+        assert allocator.estimate(SITE, 0.5e6, float(i), down=False) is None
+    assert allocator.layer(SITE) == HIGH_LAYER, "a low estimate alone is not a poor line here"
+    assert allocator.loss(SITE, 0.3, 10.0) == LOW_LAYER
+    assert allocator.sites[SITE].changes[-1][1:] == (LOW_LAYER, "loss")
+    allocator.loss(SITE, 0.0, 11.0)
+    ups = [(t, layer) for t in range(11, 30)
+           if (layer := allocator.estimate(SITE, 1.3 * NEED, float(t), down=False)) is not None]
+    assert ups and ups[0][1] == HIGH_LAYER and ups[0][0] - 11 >= RULES.up_hold_s, ups
+    assert allocator.sites[SITE].changes[-1][2] == "estimate"
+
+
+def climb(allocator: LayerAllocator, start_bps: float, seconds: int, t0: float,
+          rate: float = 1.08) -> list[tuple[float, str]]:
+    """A receive-side estimate climbing as Chromium's does (8 % a second), REMB once a second."""
+    return feed(allocator, [start_bps * rate ** i for i in range(seconds)], start=t0, down=False)
+
+
+def test_a_steadily_rising_estimate_earns_a_trial_and_a_failed_one_waits_longer() -> None:
+    """After a line is freed the estimate climbs from ~200 kbit/s at ~8 %/s: it would take half a
+    minute to reach 1.25x the need, so a rise kept for the hold (x1.5, never falling, no loss)
+    is tried on the high layer; a trial that loses packets goes back down, and the next rise must
+    last twice as long. A capped line's estimate that levels off earns none."""
+    allocator = LayerAllocator(RULES)
+    allocator.loss(SITE, 0.4, 0.0)  # a 300 kbit/s line: down on loss
+    feed(allocator, [200e3] * 10, start=1.0, down=False)  # held there while the cap lasts
+    allocator.loss(SITE, 0.0, 11.0)  # the cap is lifted
+    changes = climb(allocator, 200e3, 20, 11.0)
+    assert changes and changes[0][1] == HIGH_LAYER, changes
+    assert changes[0][0] - 11.0 <= 12.0, "back within the hold (and a second) of the rise"
+    assert allocator.sites[SITE].changes[-1][2] == "trial"
+    allocator.loss(SITE, 0.3, changes[0][0] + 2)  # the trial loses packets: back down
+    assert allocator.layer(SITE) == LOW_LAYER
+    t = changes[0][0] + 3
+    allocator.loss(SITE, 0.0, t)
+    again = climb(allocator, 200e3, 30, t, rate=1.05)
+    assert again and again[0][0] - t >= 2 * RULES.up_hold_s, again  # twice the hold
+    # a capped line: the estimate rises a little, levels off, falls back: no trial
+    capped = LayerAllocator(RULES)
+    capped.loss(SITE, 0.4, 0.0)
+    capped.loss(SITE, 0.0, 1.0)
+    pattern = [600e3, 610e3, 640e3, 680e3, 630e3] + [636e3] * 7 + [680e3, 720e3, 632e3]
+    assert feed(capped, pattern * 4, start=2.0, down=False) == []
+    # where a low estimate sends a site down, a climbing one earns no trial
+    assert feed(LayerAllocator(RULES), [200e3 * 1.08 ** i for i in range(20)]) == [(1.0, LOW_LAYER)]
