@@ -15,6 +15,13 @@ and the sites' join times whether all N are live within 10 s.
 
     python -m bench.conference --sites 66 --out bench/out/conference.json
     python -m bench.conference --sites 66 --stampede --out bench/out/stampede.json
+
+With `--compare-layers`, two runs one after the other: the hall sending one layer (its low line
+offered inactive), then two, with `--poor` sites (a third by default) marked "đường truyền yếu"
+by a technician so that they receive the low layer; the report gives both and what the second
+layer costs the server (the ratio of its cores).
+
+    python -m bench.conference --sites 66 --compare-layers --out bench/out/layers.json
 """
 
 from __future__ import annotations
@@ -50,6 +57,19 @@ SWITCH_EVERY_S = 4.0
 COMMAND_EVERY_S = 0.5  # a moderator command (mute) between switches: its round trip is measured
 WITNESSES = 4  # --stampede: program receivers in before the sites rush in
 STAMPEDE_AFTER_S = 5.0  # into the window
+
+
+async def mark_poor(url: str, token: str, sites: list[str]) -> None:
+    """A technician marks these sites' lines poor: they receive the low layer."""
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(url, auth={"token": token}, transports=["websocket"])
+    try:
+        for site in sites:
+            reply = await sio.call("line:set", {"site": site, "poor": True}, timeout=10)
+            if not reply.get("ok"):
+                raise RuntimeError(f"line:set {site}: {reply}")
+    finally:
+        await sio.disconnect()
 
 
 async def moderate(url: str, token: str, sites: list[str], hall: str, window: tuple[float, float],
@@ -91,7 +111,8 @@ def split(rtts: list[tuple[float, float]], handled: list[list[float]]) -> dict[s
                          **{name: round(v[i], 1) for name, v in ms.items()}} for i in slowest]}
 
 
-def run(n_sites: int, seconds: float, workdir: Path, stampede: bool = False) -> dict[str, Any]:
+def run(n_sites: int, seconds: float, workdir: Path, stampede: bool = False, layers: int = 2,
+        poor: int = 0) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, HALLBRIDGE_SECRET=secrets.token_urlsafe(48))
@@ -108,8 +129,8 @@ def run(n_sites: int, seconds: float, workdir: Path, stampede: bool = False) -> 
     try:
         wait_healthy(url)
         hall_token = tokens.issue(Role.HALL)
-        helpers.append(python("bench.publisher", "--url", url, "--token", hall_token, env=env,
-                              nice=GENERATOR_NICE))
+        helpers.append(python("bench.publisher", "--url", url, "--token", hall_token,
+                              "--layers", str(layers), env=env, nice=GENERATOR_NICE))
         groups = [site_ids[g::PROCESSES] for g in range(PROCESSES)]
         sites_at = window[0] + STAMPEDE_AFTER_S if stampede else start_at
         witness_out = workdir / "witnesses.json"
@@ -132,6 +153,8 @@ def run(n_sites: int, seconds: float, workdir: Path, stampede: bool = False) -> 
         time.sleep(max(0.0, window[0] - time.time()))
         cpu0, rss = proc.cpu_times(), []
         loop = asyncio.new_event_loop()
+        if poor:
+            loop.run_until_complete(mark_poor(url, tokens.issue(Role.TECHNICIAN), site_ids[:poor]))
         task = loop.create_task(moderate(url, tokens.issue(Role.MODERATOR), site_ids, roster.hall.id,
                                          window, switches, rtts))
         while not task.done():
@@ -163,7 +186,7 @@ def run(n_sites: int, seconds: float, workdir: Path, stampede: bool = False) -> 
            for r in sites]
     commands = [acked - sent for sent, acked in rtts]  # the moderator's commands under full load
     return {
-        "sites": n_sites, "seconds": seconds,
+        "sites": n_sites, "seconds": seconds, "layers": layers, "poor_lines": poor,
         "joined": len(joins), "join_s": {"p50": pct(joins, 0.5), "p95": pct(joins, 0.95),
                                          "max": max(joins) if joins else None},
         "server_cpu_cores": round(cpu / seconds, 3),
@@ -211,6 +234,39 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def compare_layers(args: argparse.Namespace) -> None:
+    poor = args.sites // 3 if args.poor is None else args.poor
+    runs = []
+    for layers, marked in ((1, 0), (2, poor)):
+        with tempfile.TemporaryDirectory() as tmp:
+            runs.append(run(args.sites, args.seconds, Path(tmp), layers=layers, poor=marked))
+    one, two = ({k: v for k, v in r.items() if not k.startswith("_")} for r in runs)
+    report = {"one_layer": one, "two_layers": two,
+              "second_layer_cost": {
+                  "server_cores": round(two["server_cpu_cores"] - one["server_cpu_cores"], 3),
+                  "ratio": round(two["server_cpu_cores"] / one["server_cpu_cores"], 3),
+                  "poor_lines": poor},
+              "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}}
+    args.out.write_text(json.dumps(report, indent=2))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    labels = ["one layer", f"two layers\n({poor} sites low)"]
+    axes[0].bar(labels, [one["server_cpu_cores"], two["server_cpu_cores"]], color=["#4a7fb5", "#c0803a"])
+    axes[0].set(title="server CPU", ylabel="cores")
+    axes[1].bar(range(len(runs[1]["_fps"])), runs[1]["_fps"], color="#3a9b5c")
+    axes[1].axhline(29, color="red", linewidth=1, linestyle="--")
+    axes[1].set(title="program fps per site, two layers", xlabel="site", ylabel="fps")
+    fig.suptitle(f"The second program layer: {args.sites} lean sites, "
+                 f"x{report['second_layer_cost']['ratio']} server cores")
+    fig.tight_layout()
+    fig.savefig(args.out.with_suffix(".png"), dpi=110)
+    print(json.dumps(report["second_layer_cost"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,9 +274,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--stampede", action="store_true",
                         help="the sites join all at once inside the window, witnesses watch")
+    parser.add_argument("--compare-layers", action="store_true",
+                        help="one run with one program layer, then one with two")
+    parser.add_argument("--poor", type=int, default=None,
+                        help="sites marked poor in the two-layer run (default: a third)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.compare_layers:
+        compare_layers(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         result = run(args.sites, args.seconds, Path(tmp), args.stampede)
     plot(result, args.out.with_suffix(".png"))

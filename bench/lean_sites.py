@@ -68,7 +68,8 @@ class LeanSite:
         lines = hello["media"]["lines"]
         self._site = (hello["you"].get("site") or {}).get("id")
         for line in lines:
-            if line["send"]:
+            # one picture, the thumbnail: the low line is offered inactive (no second layer)
+            if line["send"] and line.get("layer") != "low":
                 t = self.pc.addTransceiver(line["kind"], direction="sendrecv" if line["slot"] else "sendonly")
                 track = self.source.track(line["kind"])
                 t.sender.replaceTrack(track)

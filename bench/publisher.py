@@ -1,7 +1,9 @@
 """The program source for the hallbridge design: an aiortc client joining as the main hall and
-sending the pre-encoded clip through aiortc's stock sender (packetized once, not per site).
+sending the pre-encoded clip through aiortc's stock sender (packetized once, not per site): the
+high layer 1280x720 ~1.5 Mbit/s and, with `--layers 2`, the low layer from its own clip (640x360
+~300 kbit/s); with `--layers 1` the low line is offered inactive (a client that cannot send it).
 
-    python -m bench.publisher --url URL --token TOKEN
+    python -m bench.publisher --url URL --token TOKEN [--layers 1|2]
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from bench.cliptrack import ClipSource
 from bridge.media.aiortc_adapter import restrict_host_addresses
 
 
-async def publish(url: str, token: str) -> None:
+async def publish(url: str, token: str, layers: int = 2) -> None:
     restrict_host_addresses(["127.0.0.1"])
     source = ClipSource(encode_clip())
+    low = ClipSource(encode_clip(640, 360, bitrate=300_000)) if layers == 2 else None
     sio = socketio.AsyncClient(reconnection=False)
     welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     sio.on("welcome", lambda data: welcome.done() or welcome.set_result(data))
@@ -29,20 +32,25 @@ async def publish(url: str, token: str) -> None:
     lines = (await asyncio.wait_for(welcome, 20))["media"]["lines"]
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     for line in lines:
-        if line["send"]:
+        own = low if line.get("layer") == "low" else source
+        if line["send"] and own is not None:
             t = pc.addTransceiver(line["kind"], direction="sendonly")
-            t.sender.replaceTrack(source.track(line["kind"]))
-            source.answer_pli(t.sender)
+            t.sender.replaceTrack(own.track(line["kind"]))
+            own.answer_pli(t.sender)
         else:
             pc.addTransceiver(line["kind"], direction="inactive")
     await pc.setLocalDescription(await pc.createOffer())
     reply = await sio.call("media:offer", {"type": "offer", "sdp": pc.localDescription.sdp}, timeout=30)
     await pc.setRemoteDescription(RTCSessionDescription(**reply["answer"]))
-    source.start()
+    for s in (source, low):
+        if s is not None:
+            s.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-    await source.stop()
+    for s in (source, low):
+        if s is not None:
+            await s.stop()
     await pc.close()
     await sio.disconnect()
 
@@ -51,11 +59,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--token", required=True)
+    parser.add_argument("--layers", type=int, choices=(1, 2), default=2)
     args = parser.parse_args()
     import uvloop
 
     uvloop.install()
-    asyncio.run(publish(args.url, args.token))
+    asyncio.run(publish(args.url, args.token, args.layers))
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ class MediaSettings:
     program_width: int = 1280
     program_height: int = 720
     program_fps: int = 30
-    low_max_kbps: int = 350
+    low_max_kbps: int = 300
     low_width: int = 640
     low_height: int = 360
     low_fps: int = 30

@@ -1,6 +1,6 @@
 """Which program layer each receiving site gets: pure, time passed in (issue 17).
 
-The publisher on the program sends two layers (high ~1.5 Mbps, low ~350 kbps); the bridge picks one
+The publisher on the program sends two layers (high ~1.5 Mbps, low ~300 kbps); the bridge picks one
 per receiving site from what that site's browser reports — its bandwidth estimate (REMB) and the
 loss in its receiver reports — the way an SFU's per-subscriber allocator does:
 - audio first: the estimate pays for the site's audio before any video, so video never takes
@@ -43,7 +43,7 @@ HIGH_LAYER, LOW_LAYER = "high", "low"
 @dataclass(frozen=True, slots=True)
 class LayerRules:
     high_bps: int = 1_500_000
-    low_bps: int = 350_000
+    low_bps: int = 300_000
     audio_bps: int = 64_000  # Opus with in-band FEC, and headers: reserved before video
     down_after_s: float = 1.0  # estimate short this long: down (within ~2 s with REMB every 1 s)
     down_margin: float = 0.85  # short: below this share of the need (a browser's first estimate
@@ -135,9 +135,7 @@ class LayerAllocator:
             state.converged = bps >= need or now - state.first_estimate_at >= rules.warmup_s
         if state.layer == LOW_LAYER and previous is not None and bps < 0.95 * previous \
                 and now >= state.probe_rest_until:
-            state.probe_rest_s = min(rules.probe_pause_max_s,
-                                     max(rules.probe_pause_s, 2 * state.probe_rest_s))
-            state.probe_rest_until = now + state.probe_rest_s
+            self._rest(state, now)
         elif bps >= rules.up_factor * need:
             state.probe_rest_s = 0.0
         video_share = bps - rules.audio_bps  # audio first
@@ -167,6 +165,8 @@ class LayerAllocator:
         state.loss = fraction
         if fraction > self.rules.up_loss_max:
             state.good_since = state.rise_from = None
+            if state.layer == LOW_LAYER and now >= state.probe_rest_until:  # probing overfilled
+                self._rest(state, now)  # the line (or it is lossy): rest before probing again
         if fraction > self.rules.loss_down:
             if state.layer == HIGH_LAYER and state.changes and state.changes[-1][2] == "trial" \
                     and now - state.changes[-1][0] <= self.rules.trial_s:  # the trial failed
@@ -174,6 +174,12 @@ class LayerAllocator:
                                         2 * (state.rise_hold_s or self.rules.up_hold_s))
             return self._set(state, LOW_LAYER, now, "loss")
         return self._decide(state, now)
+
+    def _rest(self, state: SiteLayer, now: float) -> None:
+        rules = self.rules
+        state.probe_rest_s = min(rules.probe_pause_max_s,
+                                 max(rules.probe_pause_s, 2 * state.probe_rest_s))
+        state.probe_rest_until = now + state.probe_rest_s
 
     def probe_bps(self, site: str, now: float) -> float | None:
         """What the router should pad a site's traffic up to (None: no probing): a low-layer site

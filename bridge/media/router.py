@@ -72,6 +72,7 @@ DRAIN_BUDGET_S = 0.002  # fan-out work per loop turn before other callbacks get 
 AudioLevelListener = Callable[[str, int, bool, float], None]  # source, -dBov, voice, now
 Feed = tuple[str, str]  # a publisher's stream: (participant, "audio" | "video" | "video-low")
 LOW_LIVE_S = 2.0  # a low layer is used while its last packet is this recent
+LOSS_WINDOW_S, LOSS_WINDOW_PACKETS = 1.0, 40  # a site's program loss is judged over this much
 PROBE_INTERVAL_S = 0.05  # probing pads low-layer sites in steps this far apart
 PROBE_MAX_PACKETS = 40  # per site and step (~2.6 Mbps of 1.1 KB copies)
 
@@ -137,6 +138,8 @@ class Slot:
     dropped: int = 0
     retransmitted: int = 0
     remote_loss: float = 0.0  # fraction the site reports lost (RTCP RR)
+    # (at, extended highest sequence, cumulative lost) of the report a loss window starts at
+    loss_mark: tuple[float, int, int] | None = None
     remote_jitter: int = 0
     rtt_ms: float | None = None
     last_sr: dict[int, float] = field(default_factory=dict)  # middle NTP bits -> sent at
@@ -180,12 +183,12 @@ class MediaRouter:
         self._clock = clock
         self._interval = keyframe_interval_s
         self._scene = scene
-        self._bitrates = {HIGH: 1_500_000, LOW: 350_000, "thumbnail": 150_000, **(bitrates_bps or {})}
+        self._bitrates = {HIGH: 1_500_000, LOW: 300_000, "thumbnail": 150_000, **(bitrates_bps or {})}
         self.layers = LayerAllocator(layer_rules or LayerRules(
             high_bps=self._bitrates[HIGH], low_bps=self._bitrates[LOW]))
-        # whether a site's REMB moves its layer (loss and a technician's mark always do): off
-        # until browsers' estimates are proven against the bridge (Chromium's console REMB stayed
-        # below what it received in tests/web; issue 17 notes)
+        # whether a low REMB alone sends a site down (loss and a technician's mark always do;
+        # the estimate always brings it back): off by default, since on a busy machine
+        # Chromium's delay-based estimate reads scheduling jitter as congestion (bench.impair)
         self._estimate_layers = estimate_layers
         self._probing: dict[str, float] = {}  # site -> what its traffic is padded up to (bits/s)
         self._probe_handle: asyncio.TimerHandle | None = None
@@ -634,9 +637,27 @@ class MediaRouter:
             sent_at = slot.last_sr.get(block.lsr)
             if block.lsr and sent_at is not None:
                 slot.rtt_ms = max(0.0, (now - sent_at - block.dlsr / 65536) * 1000)
-            if slot.name == PROGRAM_VIDEO and slot.route.current is not None \
-                    and self.layers.loss(participant_id, slot.remote_loss, now) is not None:
-                self._relayer(participant_id)
+            if slot.name == PROGRAM_VIDEO and slot.route.current is not None:
+                lost = self._window_loss(slot, block, now)
+                if lost is not None and self.layers.loss(participant_id, lost, now) is not None:
+                    self._relayer(participant_id)
+
+    @staticmethod
+    def _window_loss(slot: Slot, block: rtcp.ReportBlock, now: float) -> float | None:
+        """The share of the program's packets a site lost over the last window (at least
+        LOSS_WINDOW_S and LOSS_WINDOW_PACKETS), from the cumulative counts of its reports; None
+        until a window is complete. A browser adds a report block to every NACK and PLI it
+        sends, so one block's own fraction can cover a handful of packets: 1 lost of 6 is not a
+        line losing 17 %."""
+        mark = slot.loss_mark
+        if mark is None or block.highest_sequence < mark[1]:
+            slot.loss_mark = (now, block.highest_sequence, block.packets_lost)
+            return None
+        expected = block.highest_sequence - mark[1]
+        if now - mark[0] < LOSS_WINDOW_S or expected < LOSS_WINDOW_PACKETS:
+            return None
+        slot.loss_mark = (now, block.highest_sequence, block.packets_lost)
+        return max(0, block.packets_lost - mark[2]) / expected
 
     def _keyframes(self, pub: Publisher, stream: str) -> Throttle:
         throttle = pub.keyframes.get(stream)

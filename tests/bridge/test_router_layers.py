@@ -133,7 +133,13 @@ async def test_a_site_whose_estimate_falls_gets_the_low_layer_seamlessly() -> No
 async def test_loss_over_ten_percent_sends_a_site_low_and_audio_keeps_flowing() -> None:
     m = Meeting()
     m.frames(5)
-    block = rtcp.ReportBlock(100, 40, 10, 0, 0, 0, 0)  # 40/256 lost: 16 %
+    # loss is judged over a window (>= 1 s and 40 packets) from the reports' cumulative counts
+    m.router.on_rtcp("b", rtcp.receiver_report(9, (rtcp.ReportBlock(100, 0, 0, 1000, 0, 0, 0),)))
+    m.now += 0.2  # a NACK's report block: 1 of 6 lost (its own fraction 17 %) is not a poor line
+    m.router.on_rtcp("b", rtcp.receiver_report(9, (rtcp.ReportBlock(100, 43, 1, 1006, 0, 0, 0),)))
+    assert m.router.layers.layer("b") == "high"
+    m.now += 1.0
+    block = rtcp.ReportBlock(100, 40, 16, 1100, 0, 0, 0)  # 16 of 100 lost over 1.2 s
     m.router.on_rtcp("b", rtcp.receiver_report(9, (block,)))
     assert m.router.layers.layer("b") == "low"
     assert m.router.layers.layer("c") == "high"
