@@ -62,6 +62,7 @@ READ = """async () => {
           freeze_s: v ? v.totalFreezesDuration || 0 : 0, height: v ? v.frameHeight || 0 : 0,
           concealed: a ? a.concealedSamples || 0 : 0, samples: a ? a.totalSamplesReceived || 0 : 0};
 }"""
+RAMP_TIMEOUT_S = 90.0  # the hall's browser climbs from ~300 kbit/s at about 8 %/s
 HALL_OUT = """async () => {
   const report = await window.hallbridge.client.pc.getStats();
   return [...report.values()].filter((s) => s.type === 'outbound-rtp' && s.kind === 'video').map((s) => ({
@@ -151,6 +152,19 @@ class Run:
             " return s && s.framesDecoded > 5; }", timeout=30_000)
         return page
 
+    def program_kbps(self) -> float:
+        """What the hall's high layer carries into the bridge now (kbit/s, over the last tick)."""
+        return float(self.router.publisher_rate(self.router.scene.hall)) / 1000
+
+    async def program_ramped(self, kbps: float, timeout_s: float) -> float:
+        """Wait (bounded) until the hall's browser has raised its high layer to `kbps`: it starts
+        low and climbs with the bridge's estimate of its line; a cap is only a cap on a program
+        that needs more. The seconds waited."""
+        start = time.monotonic()
+        while self.program_kbps() < kbps and time.monotonic() - start < timeout_s:
+            await asyncio.sleep(0.5)
+        return round(time.monotonic() - start, 1)
+
     def receiving(self, site: str) -> str | None:
         value = self.router.layer_of(site)["receiving"]
         return None if value is None else str(value)
@@ -201,6 +215,10 @@ async def run_scenario(run: Run, lines: Impairments, scenario: Scenario, impaire
     finally:
         lines.set(Site(port=port), Impairment())
     low_at = next((t for t, layer in layers if layer == "low"), None)
+    changes = list(run.router.layers.sites[IMPAIRED].changes) if IMPAIRED in run.router.layers.sites else []
+    # when the allocator chose low (the switch itself waits for the low layer's keyframe)
+    decided = next((round(at - start, 2) for at, layer, _ in changes
+                    if layer == "low" and at >= start), None)
     high_after = None
     if lifted_at is not None:
         high_after = next((t - lifted_at for t, layer in layers if t >= lifted_at and layer == "high"
@@ -213,8 +231,7 @@ async def run_scenario(run: Run, lines: Impairments, scenario: Scenario, impaire
         "bridge_port": port, "not_emulated": skipped,
         "low_within_s": low_at, "high_after_lift_s": None if high_after is None else round(high_after, 2),
         "end_layer": layers[-1][1] if layers else None,
-        "changes": list(run.router.layers.sites[IMPAIRED].changes)
-        if IMPAIRED in run.router.layers.sites else [],
+        "low_decided_s": decided, "changes": changes,
         "layers": layers, "estimate_kbps": estimates,
         "timeline": [{"at": round(x["at"], 1), "frames": x["frames"], "freezes": x["freezes"],
                       "height": x["height"]} for x in mine],
@@ -273,14 +290,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 await hall.goto(f"{run.url}/hall.html#token={run.token(Role.HALL)}")
                 witnesses = {site: await run.open_site(sites_browser, site)
                              for site in WITNESSES[:args.witnesses]}
+                ramp = 0.8 * ladder["high"]["maxBitrate"] / 1000
+                results["program_ramp_s"] = await run.program_ramped(ramp, RAMP_TIMEOUT_S)
                 with Impairments() as lines:
                     for name in args.scenarios:
                         impaired = await run.open_site(sites_browser, IMPAIRED)
                         await asyncio.sleep(args.warmup)  # its estimate settles on a clean line
                         print(f"impair: {name} …", file=sys.stderr)
+                        program_kbps = round(run.program_kbps())
                         results["scenarios"][name] = await run_scenario(
                             run, lines, SCENARIOS[name], impaired, witnesses, args.seconds)
                         results["scenarios"][name]["hall_sends"] = await hall.evaluate(HALL_OUT)
+                        results["scenarios"][name]["program_kbps_at_start"] = program_kbps
                         print(json.dumps({k: v for k, v in results["scenarios"][name].items()
                                           if k != "layers"}, ensure_ascii=False), file=sys.stderr)
                         await impaired.close()

@@ -65,6 +65,7 @@ HISTORY_PACKETS = 512  # per video slot: ~3 s of a 1.5 Mbps program
 # A packet older than this is not worth resending: the receiver has moved on (a site back from a
 # network loss asks for everything it missed); a keyframe from the source repairs it instead.
 RETRANSMIT_MAX_AGE_S = 1.0
+SWITCH_MEMORY_S = 5.0  # NACKs for packets sent before a switch's keyframe are ignored this long
 Kept = tuple[int, int, bytes, bytes]  # a template's first byte, marker, extensions, payload
 Sent = tuple[Kept, int, float]  # and the timestamp and send time of one copy
 BACKLOG_PACKETS = 8192  # incoming packets waiting for their fan-out (~1.5 s of 66 sites and the hall)
@@ -73,6 +74,7 @@ AudioLevelListener = Callable[[str, int, bool, float], None]  # source, -dBov, v
 Feed = tuple[str, str]  # a publisher's stream: (participant, "audio" | "video" | "video-low")
 LOW_LIVE_S = 2.0  # a low layer is used while its last packet is this recent
 LOSS_WINDOW_S, LOSS_WINDOW_PACKETS = 1.0, 40  # a site's program loss is judged over this much
+LOSS_MARK_S, LOSS_MARKS = 0.25, 12  # the window's possible starts: one per 0.25 s, 3 s of them
 PROBE_INTERVAL_S = 0.05  # probing pads low-layer sites in steps this far apart
 PROBE_MAX_PACKETS = 40  # per site and step (~2.6 Mbps of 1.1 KB copies)
 
@@ -138,10 +140,15 @@ class Slot:
     dropped: int = 0
     retransmitted: int = 0
     remote_loss: float = 0.0  # fraction the site reports lost (RTCP RR)
-    # (at, extended highest sequence, cumulative lost) of the report a loss window starts at
-    loss_mark: tuple[float, int, int] | None = None
+    # (at, extended highest sequence, cumulative lost) of recent reports, LOSS_MARK_S apart: the
+    # loss window slides back to the newest one old enough
+    loss_marks: deque[tuple[float, int, int]] = field(
+        default_factory=lambda: deque(maxlen=LOSS_MARKS))
     remote_jitter: int = 0
     rtt_ms: float | None = None
+    # (first sequence number, at) of the keyframe the slot last switched source (or layer) on:
+    # what it sent before is of no use to the site's decoder any more
+    switched: tuple[int, float] | None = None
     last_sr: dict[int, float] = field(default_factory=dict)  # middle NTP bits -> sent at
 
 
@@ -284,6 +291,11 @@ class MediaRouter:
             "rtt_ms": min(rtts) if rtts else None,
             "silent_s": min((now - s.last_arrival for s in streams), default=None),
         }
+
+    def publisher_rate(self, participant_id: str, stream: str = VIDEO_STREAM) -> float:
+        """What a publisher's stream brings in (bits/s over the last tick; 0 before one)."""
+        pub = self._publishers.get(participant_id)
+        return pub.rates.get(stream, 0.0) if pub is not None else 0.0
 
     def publisher_stats(self, participant_id: str) -> dict[str, StreamStats]:
         pub = self._publishers.get(participant_id)
@@ -495,6 +507,7 @@ class MediaRouter:
         stream_key = (feed, ssrc)
         for slot in slots.values():  # switching unindexes from other feeds only
             route = slot.route
+            switched_here = False
             if route.current != feed:  # pending: switches only on a keyframe
                 previous = route.current
                 if not route.admit(feed, keyframe):
@@ -502,6 +515,7 @@ class MediaRouter:
                     continue
                 if previous is not None:
                     self._unindex(slot, previous)  # the switch completed on this keyframe
+                    switched_here = True
             pid = tl0 = None
             pictures = slot.pictures
             if ids is not None and pictures is not None:
@@ -522,6 +536,8 @@ class MediaRouter:
             template, kept = built
             out = slot.stream
             seq, ts = out.rewrite(participant_id, ssrc, sequence, timestamp, now)
+            if switched_here:
+                slot.switched = (seq, now)
             packet = render(template, out.payload_type, seq, ts, out.ssrc)
             history = slot.history
             if history is not None:
@@ -572,7 +588,11 @@ class MediaRouter:
         now = self._clock()
         oldest = now - RETRANSMIT_MAX_AGE_S
         unrepairable = False
+        switched = slot.switched
+        since = switched[0] if switched is not None and now - switched[1] < SWITCH_MEMORY_S else None
         for seq in nack.lost:
+            if since is not None and (seq - since) & 0x8000:
+                continue  # before the keyframe the slot switched on: the decoder has moved on
             item = slot.history.get(seq)
             if item is None or item[2] < oldest:
                 unrepairable = True
@@ -644,20 +664,22 @@ class MediaRouter:
 
     @staticmethod
     def _window_loss(slot: Slot, block: rtcp.ReportBlock, now: float) -> float | None:
-        """The share of the program's packets a site lost over the last window (at least
-        LOSS_WINDOW_S and LOSS_WINDOW_PACKETS), from the cumulative counts of its reports; None
-        until a window is complete. A browser adds a report block to every NACK and PLI it
-        sends, so one block's own fraction can cover a handful of packets: 1 lost of 6 is not a
-        line losing 17 %."""
-        mark = slot.loss_mark
-        if mark is None or block.highest_sequence < mark[1]:
-            slot.loss_mark = (now, block.highest_sequence, block.packets_lost)
-            return None
-        expected = block.highest_sequence - mark[1]
-        if now - mark[0] < LOSS_WINDOW_S or expected < LOSS_WINDOW_PACKETS:
-            return None
-        slot.loss_mark = (now, block.highest_sequence, block.packets_lost)
-        return max(0, block.packets_lost - mark[2]) / expected
+        """The share of the program's packets a site lost over the latest window (the last
+        LOSS_WINDOW_S or more, LOSS_WINDOW_PACKETS or more), from the cumulative counts of its
+        reports; None until there is one. A browser adds a report block to every NACK and PLI it
+        sends, so one block's own fraction can cover a handful of packets (1 lost of 6 is not a
+        line losing 17 %); the window slides, so a line that starts losing is seen within about
+        a second of it, not up to two."""
+        marks = slot.loss_marks
+        if marks and block.highest_sequence < marks[-1][1]:
+            marks.clear()  # the numbering restarted (a new connection): a new history
+        if not marks or now - marks[-1][0] >= LOSS_MARK_S:
+            marks.append((now, block.highest_sequence, block.packets_lost))
+        for at, highest, lost in reversed(marks):
+            expected = block.highest_sequence - highest
+            if now - at >= LOSS_WINDOW_S and expected >= LOSS_WINDOW_PACKETS:
+                return max(0, block.packets_lost - lost) / expected
+        return None
 
     def _keyframes(self, pub: Publisher, stream: str) -> Throttle:
         throttle = pub.keyframes.get(stream)

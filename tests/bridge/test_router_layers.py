@@ -149,6 +149,52 @@ async def test_loss_over_ten_percent_sends_a_site_low_and_audio_keeps_flowing() 
     assert len([p for p in m.b.sent if p[8:12] == (200).to_bytes(4, "big")]) == 10
 
 
+async def test_a_line_that_starts_losing_is_seen_within_the_window_not_after_the_next() -> None:
+    """The loss window slides back over the recent reports: a window that completed just before
+    the loss began does not make the site wait a whole further window."""
+    m = Meeting()
+    m.frames(5)
+    m.now = 10.0  # quarters add up exactly from here
+    seq, lost = 1000, 0
+    for _ in range(9):  # a clean line, a report each 0.25 s, 40 packets a second
+        m.router.on_rtcp("b", rtcp.receiver_report(9, (rtcp.ReportBlock(100, 0, lost, seq, 0, 0, 0),)))
+        m.now += 0.25
+        seq += 10
+    assert m.router.layers.layer("b") == "high"
+    started = m.now
+    while m.router.layers.layer("b") == "high" and m.now - started < 3.0:
+        lost += 3  # 30 % of what is sent from now on is lost
+        m.router.on_rtcp("b", rtcp.receiver_report(9, (rtcp.ReportBlock(100, 128, lost, seq, 0, 0, 0),)))
+        m.now += 0.25
+        seq += 10
+    assert m.router.layers.layer("b") == "low"
+    assert m.now - started <= 0.5, "seen once half of the last second was lossy"
+
+
+async def test_nacks_for_what_was_sent_before_a_layer_switch_are_not_resent() -> None:
+    """After the switch keyframe the site's decoder needs nothing older: resending the high
+    layer's lost packets down a line too thin for it (or asking for keyframes because they are
+    gone) would only crowd out the low layer."""
+    m = Meeting()
+    m.frames(30)
+    m.router.pin_low("b", True)
+    m.frames(10, low_key_at={m.frame + 5})
+    assert m.router.layer_of("b")["receiving"] == "low"
+    seqs = [struct.unpack_from("!H", p, 2)[0] for p in m.b.video(100)]
+    switch_at = 30 + 5  # the low keyframe's packet
+    before, after = seqs[switch_at - 2], seqs[switch_at + 2]
+    plis = len(m.a.plis())
+    m.router.on_rtcp("b", rtcp.nack(9, 100, [before]))
+    assert m.b.video(150) == [], "nothing older than the switch is resent"
+    assert len(m.a.plis()) == plis, "nor is a keyframe asked for it"
+    m.router.on_rtcp("b", rtcp.nack(9, 100, [after]))
+    (resent,) = m.b.video(150)
+    header = parse_header(resent)
+    assert header is not None
+    assert struct.unpack_from("!H", resent, header.payload_offset)[0] == after, \
+        "the low layer's own loss is repaired"
+
+
 async def test_a_pinned_site_stays_low_and_the_low_layer_needs_a_live_source() -> None:
     m = Meeting()
     m.frames(3)

@@ -26,8 +26,10 @@ def test_a_site_behind_an_800_kbps_cap_gets_the_low_layer_and_a_witness_keeps_hi
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=280)
     assert run.returncode == 0, run.stderr[-4000:]
     r = json.loads(out.read_text())["scenarios"]["cap800"]
-    summary = {k: v for k, v in r.items() if k not in ("layers", "timeline", "estimate_kbps")}
-    # idle here: low within ~1 s of the cap, 30 fps after it; the bounds leave 3x for a busy machine
+    summary = {k: r.get(k) for k in ("low_decided_s", "low_within_s", "program_kbps_at_start",
+                                      "changes", "end_layer", "fps", "concealed_pct", "heights")}
+    # idle here: low within ~1.2 s of the cap (chosen ~0.9 s, then the low layer's keyframe),
+    # 30 fps after it; the bounds leave 3x for a busy machine
     assert r["low_within_s"] is not None and r["low_within_s"] <= 5, summary
     assert r["end_layer"] == "low", summary
     assert r["fps"] >= 10, summary  # it keeps decoding the program (the low layer's picture)
