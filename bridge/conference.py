@@ -136,6 +136,8 @@ class Conference:
         for event in changes.floor_events:
             if event.kind in ("expired", "revoked", "cancelled"):
                 self.audit.add(now, BRIDGE.name, "bridge", f"floor:{event.kind}", event.site, "ok")
+        for content in changes.content_events:  # a presenter away too long
+            self.audit.add(now, BRIDGE.name, "bridge", f"present:{content.kind}", content.site, "ok")
         return self._patch(changes, now) if changes else None
 
     def set_program(self, site_id: str, now: float, actor: Actor = BRIDGE) -> dict[str, Any] | None:
@@ -219,7 +221,7 @@ class Conference:
         attendance gap starts where the site fell silent, not where the watchdog noticed.
         `host`: the server process that saw it (its page's connection is there).
         """
-        away = set(self.control.floor.away_since)
+        away = self._away()
         if not self._presence(site_id, presence, now, since, host):
             return None
         return self._presence_patch([site_id], away, now)
@@ -233,7 +235,7 @@ class Conference:
         offline from then on (their pages did not come back through another process in time):
         the attendance gap starts there, and a floor holder among them is away (its grace runs).
         One patch for them all."""
-        away = set(self.control.floor.away_since)
+        away = self._away()
         changed = [site_id for site_id, status in self.sites.items()
                    if status.presence is not Presence.OFFLINE and status.host in gone
                    and self._presence(site_id, Presence.OFFLINE, now, gone[status.host], "")]
@@ -257,16 +259,25 @@ class Conference:
             status.joins += 1
             attendance.joined(site_id, at)
             floor.site_back(site_id)
+            self.control.content.site_back(site_id)
         else:
             attendance.left(site_id, at)
             if presence in (Presence.OFFLINE, Presence.LOST):
                 floor.site_left(site_id, at)
+                self.control.content.site_left(site_id, at)
         return True
 
-    def _presence_patch(self, sites: list[str], away: set[str], now: float) -> dict[str, Any]:
+    def _away(self) -> tuple[set[str], bool]:
+        """Who is away inside a grace: floor holders and queued sites, and the presenter."""
+        return set(self.control.floor.away_since), self.control.content.away_since is not None
+
+    def _presence_patch(self, sites: list[str], away: tuple[set[str], bool],
+                        now: float) -> dict[str, Any]:
         # a holder who dropped leaves the program to the hall until it is back (no frozen picture)
-        floor = self.control.floor
-        patch = self._patch(Changes({"floor"} if set(floor.away_since) != away else set()), now)
+        now_away = self._away()
+        sections = {name for name, was, is_ in (("floor", away[0], now_away[0]),
+                                                ("content", away[1], now_away[1])) if was != is_}
+        patch = self._patch(Changes(sections), now)
         patch["sites"] = {site_id: self.sites[site_id].to_wire() for site_id in sites}
         return patch
 
@@ -318,7 +329,7 @@ class Conference:
                 "recording": self.recording,
                 "sites": {sid: st.to_wire() for sid, st in self.sites.items()},
                 **{name: self._section(name, now)
-                   for name in ("floor", "mutes", "rollcall", "agenda", "lines")}}
+                   for name in ("floor", "mutes", "rollcall", "agenda", "lines", "content")}}
 
     def muted(self) -> set[str]:
         return self.control.mutes.muted()
@@ -333,6 +344,8 @@ class Conference:
             return c.rollcalls.to_wire()
         if name == "lines":
             return {"poor": sorted(self.poor_lines)}
+        if name == "content":
+            return c.content.to_wire()
         return c.agenda.to_wire()
 
     def _patch(self, changes: Changes, now: float) -> dict[str, Any]:

@@ -46,6 +46,10 @@ MATRIX: dict[str, frozenset[Role]] = {
     "agenda:set": MODERATOR,
     "agenda:next": MODERATOR,
     "report:attendance": CONSOLE,
+    "present:start": SITE | {Role.HALL},  # a site once granted; the hall without a grant
+    "present:stop": SITE | {Role.HALL},
+    "present:grant": CONSOLE,
+    "present:revoke": CONSOLE,
 }
 
 

@@ -61,6 +61,9 @@ def to_document(c: Conference) -> dict[str, Any]:
         "on_air": list(ctl.attendance.on_air) if ctl.attendance.on_air else None,
         "talking": list(ctl.attendance.talking) if ctl.attendance.talking else None,
         "poor_lines": sorted(c.poor_lines),
+        "content": {"presenter": ctl.content.presenter, "since": ctl.content.since,
+                    "source": ctl.content.source, "granted": dict(ctl.content.granted),
+                    "away": ctl.content.away_since},
     }
 
 
@@ -93,10 +96,17 @@ def load_document(c: Conference, doc: dict[str, Any]) -> None:
             rec.intervals, rec.grants = record["intervals"], record["grants"]
             rec.floor_requests, rec.talk_s = record["floor_requests"], record["talk_s"]
             rec.program_s = record["program_s"]
+            rec.presented = record.get("presented", [])  # (none before 18)
     on_air, talking = doc.get("on_air"), doc.get("talking")
     ctl.attendance.on_air = (on_air[0], on_air[1]) if on_air else None
     ctl.attendance.talking = (talking[0], talking[1]) if talking else None
     c.poor_lines = {s for s in doc.get("poor_lines", ()) if s in c.sites}  # (none before 17)
+    content = doc.get("content") or {}  # (none before 18)
+    presenter = content.get("presenter")
+    ctl.content.presenter = presenter if presenter in c.sites else None
+    ctl.content.since, ctl.content.source = content.get("since", 0.0), content.get("source", "")
+    ctl.content.granted = {s: t for s, t in content.get("granted", {}).items() if s in c.sites}
+    ctl.content.away_since = content.get("away") if ctl.content.presenter else None
 
 
 def audit_to_wire(entries: list[Entry]) -> list[dict[str, Any]]:

@@ -30,6 +30,10 @@ from bridge.control.commands import (
     MuteAsk,
     MuteSelf,
     MuteSet,
+    PresentGrant,
+    PresentRevoke,
+    PresentStart,
+    PresentStop,
     RollcallAnswer,
     RollcallEnd,
     RollcallMark,
@@ -197,6 +201,10 @@ COMMANDS: dict[str, tuple[type[Command], dict[str, Field], set[str]]] = {
     "rollcall:end": (RollcallEnd, {}, set()),
     "agenda:set": (AgendaSet, {"items": _items}, {"items"}),
     "agenda:next": (AgendaNext, {}, set()),
+    "present:start": (PresentStart, {"site": _site, "source": _text}, set()),
+    "present:stop": (PresentStop, {"site": _site}, set()),
+    "present:grant": (PresentGrant, {"site": _site}, {"site"}),
+    "present:revoke": (PresentRevoke, {"site": _site}, {"site"}),
 }
 
 

@@ -22,6 +22,7 @@ class SiteRecord:
     intervals: list[list[float | None]] = field(default_factory=list)  # [joined, left or None]
     floor_requests: int = 0
     grants: list[list[float | None]] = field(default_factory=list)  # [granted, released or None]
+    presented: list[list[float | None]] = field(default_factory=list)  # [started, ended or None]
     talk_s: float = 0.0  # time as the dominant speaker (voice activity)
     program_s: float = 0.0  # time on the program
 
@@ -58,6 +59,14 @@ class Attendance:
         elif kind in ("released", "revoked", "expired") and rec.grants and rec.grants[-1][1] is None:
             rec.grants[-1][1] = now
 
+    def content_event(self, kind: str, site: str, now: float) -> None:
+        """A presentation started or ended (a switch of source goes on presenting)."""
+        rec = self.sites[site]
+        if kind == "started":
+            rec.presented.append([now, None])
+        elif kind in ("stopped", "revoked", "lost") and rec.presented and rec.presented[-1][1] is None:
+            rec.presented[-1][1] = now
+
     def program_is(self, site: str, now: float) -> None:
         """The program source from `now` on (the same one: nothing to do)."""
         if self.on_air is not None and self.on_air[0] == site:
@@ -86,6 +95,7 @@ class Attendance:
             rec = self.sites[site.id]
             closed = [(a, b if b is not None else now) for a, b in rec.intervals if a is not None]
             grants = [(a, b if b is not None else now) for a, b in rec.grants if a is not None]
+            shown = [(a, b if b is not None else now) for a, b in rec.presented if a is not None]
             answers = [rc.answers[site.id] for rc in rollcalls if site.id in rc.answers]
             out.append({
                 "site_id": site.id, "site": site.name,
@@ -101,20 +111,24 @@ class Attendance:
                 "floor_s": round(sum(b - a for a, b in grants)),
                 "talk_s": round(self.talk_s(site.id, now)),
                 "program_s": round(self.program_s(site.id, now)),
+                "presented": "; ".join(f"{_clock(a)}-{_clock(b)}" for a, b in shown),
+                "presented_s": round(sum(b - a for a, b in shown)),
             })
         return out
 
 
 COLUMNS = ("site_id", "site", "region", "first_join", "last_leave", "connected_s", "intervals",
-           "reconnects", "rollcall", "floor_requests", "floor_grants", "floor_s", "talk_s", "program_s")
+           "reconnects", "rollcall", "floor_requests", "floor_grants", "floor_s", "talk_s", "program_s",
+           "presented", "presented_s")
 HEADINGS = {
     "vi": ("Mã", "Điểm cầu", "Khu vực", "Vào lúc", "Rời lúc", "Thời gian kết nối (s)",
            "Các khoảng kết nối", "Số lần kết nối lại", "Điểm danh", "Xin phát biểu",
            "Được phát biểu", "Thời gian phát biểu (s)", "Thời gian nói (s)",
-           "Thời gian lên sóng (s)"),
+           "Thời gian lên sóng (s)", "Trình chiếu", "Thời gian trình chiếu (s)"),
     "en": ("Id", "Bridge point", "Region", "First joined", "Last left", "Connected (s)",
            "Connected intervals", "Reconnects", "Roll-call", "Floor requests", "Floor grants",
-           "Floor time (s)", "Talk time (s)", "On the program (s)"),
+           "Floor time (s)", "Talk time (s)", "On the program (s)", "Presented",
+           "Presenting time (s)"),
 }
 TITLES = {"vi": "Báo cáo tham dự", "en": "Attendance report"}
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from bridge.control import Refused
 from bridge.control.agenda import Agenda, Item
 from bridge.control.attendance import Attendance
+from bridge.control.content import Content, ContentEvent
 from bridge.control.floor import Floor, FloorEvent, FloorRules
 from bridge.control.mute import Mutes
 from bridge.control.rollcall import Evidence, RollCalls
@@ -166,12 +167,35 @@ class AgendaNext(Command):
     action = "agenda:next"
 
 
+@dataclass(frozen=True, slots=True)
+class PresentStart(Command):
+    action = "present:start"
+    source: str = "screen"
+
+
+@dataclass(frozen=True, slots=True)
+class PresentStop(Command):
+    action = "present:stop"
+
+
+@dataclass(frozen=True, slots=True)
+class PresentGrant(Command):
+    action = "present:grant"
+
+
+@dataclass(frozen=True, slots=True)
+class PresentRevoke(Command):
+    action = "present:revoke"
+
+
 @dataclass(slots=True)
 class Changes:
-    """What one applied command (or tick) changed: the sections to broadcast, the floor events."""
+    """What one applied command (or tick) changed: the sections to broadcast, the floor and
+    presentation events."""
 
     sections: set[str] = field(default_factory=set)
     floor_events: list[FloorEvent] = field(default_factory=list)
+    content_events: list[ContentEvent] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.sections)
@@ -187,6 +211,7 @@ class Control:
         self.rollcalls = RollCalls()
         self.agenda = Agenda()
         self.attendance = Attendance(roster)
+        self.content = Content(roster.hall.id, rules.grace_s)
 
     def apply(self, command: Command, by_site: bool, now: float,
               witness: Witness = lambda site: Evidence()) -> Changes:
@@ -203,6 +228,7 @@ class Control:
         else:
             changes = getattr(self, "_" + command.action.replace(":", "_"))(command, by_site, now)
         self._follow_floor(changes, now)
+        self._follow_content(changes)
         return changes
 
     def tick(self, now: float) -> Changes:
@@ -210,8 +236,17 @@ class Control:
         changes.floor_events = self.floor.tick(now)
         if changes.floor_events:
             changes.sections.add("floor")
+        changes.content_events = self.content.tick(now)
+        if changes.content_events:
+            changes.sections.add("content")
         self._follow_floor(changes, now)
+        self._follow_content(changes)
         return changes
+
+    def _follow_content(self, changes: Changes) -> None:
+        """Who presented when, for the attendance report."""
+        for event in changes.content_events:
+            self.attendance.content_event(event.kind, event.site, event.at)
 
     def _follow_floor(self, changes: Changes, now: float) -> None:
         """A grant opens the holder's microphone; the end of a grant closes it."""
@@ -266,6 +301,23 @@ class Control:
 
     def _floor_reorder(self, c: FloorReorder, by_site: bool, now: float) -> Changes:
         return self._floor(self.floor.reorder(self._site(c), c.position, now))
+
+    # -- presentations ---------------------------------------------------------------------
+
+    def _content(self, events: list[ContentEvent]) -> Changes:
+        return Changes({"content"}, content_events=events)
+
+    def _present_start(self, c: PresentStart, by_site: bool, now: float) -> Changes:
+        return self._content(self.content.start(self._site(c), c.source, now))
+
+    def _present_stop(self, c: PresentStop, by_site: bool, now: float) -> Changes:
+        return self._content(self.content.stop(self._site(c), now))
+
+    def _present_grant(self, c: PresentGrant, by_site: bool, now: float) -> Changes:
+        return self._content(self.content.grant(self._site(c), now))
+
+    def _present_revoke(self, c: PresentRevoke, by_site: bool, now: float) -> Changes:
+        return self._content(self.content.revoke(self._site(c), now))
 
     # -- mutes -----------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "program:mode": {"mode": "floor"}, "listen:set": {"site": SITE}, "record:start": {},
     "line:set": {"site": SITE, "poor": True},
     "record:stop": {}, "audit:get": {}, "state:get": {},
+    "present:start": {"source": "screen"}, "present:stop": {}, "present:grant": {"site": SITE},
+    "present:revoke": {"site": SITE},
 }
 
 
@@ -247,3 +249,32 @@ async def test_a_technician_marks_a_poor_line_and_the_site_gets_the_low_layer(
         assert reply["ok"] and server.bridge.hub.router.layer_of(SITE)["pinned"] is False
         state = (await site.call("state:get", {}))["state"]
         assert state["lines"] == {"poor": []}
+
+
+async def test_a_granted_site_presents_and_everyone_sees_who(server: RunningServer) -> None:
+    """present:* over Socket.IO: refused `forbidden` without a grant, one presenter at a time,
+    every client's state names the presenter, a revoke ends it."""
+    async with Client(server, Role.SITE, SITE) as site, Client(server, Role.SITE, OTHER) as other, \
+            Client(server, Role.MODERATOR) as moderator, Client(server, Role.HALL) as hall:
+        refused = await site.call("present:start", {"source": "screen"})
+        assert refused["ok"] is False and refused["error"]["code"] == "forbidden", refused
+        assert (await moderator.call("present:grant", {"site": SITE}))["ok"]
+        started = await site.call("present:start", {"source": "screen"})
+        assert started["ok"], started
+        busy = await hall.call("present:start", {"source": "camera"})
+        assert busy["ok"] is False and busy["error"]["code"] == "conflict"
+        assert (await other.call("present:start", {"source": "screen"}))["error"]["code"] == "forbidden"
+        version = started["version"]
+        clients = [site, other, moderator, hall]
+        assert await wait_until(lambda: all(any(p["version"] >= version for p in c.states)
+                                            for c in clients), 5)
+        for c in clients:
+            content = next(p["content"] for p in reversed(c.states) if "content" in p)
+            assert (content["presenter"], content["source"]) == (SITE, "screen")
+        snapshot = (await other.call("state:get", {}))["state"]
+        assert snapshot["content"]["presenter"] == SITE and snapshot["content"]["granted"] == [SITE]
+        revoked = await moderator.call("present:revoke", {"site": SITE})
+        assert revoked["ok"]
+        assert await wait_until(lambda: any(p.get("content", {}).get("presenter", SITE) is None
+                                            for p in other.states), 5)
+        assert (await hall.call("present:start", {"source": "camera"}))["ok"], "the hall needs no grant"
