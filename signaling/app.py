@@ -76,7 +76,7 @@ def build_bridge(settings: Settings) -> Bridge:
     policy = IcePolicy(ice.servers, ice.host_addresses, parse_networks(ice.remote_networks),
                        ice.announce_addresses, ice.ports())
     media = MediaSetup(policy, settings.media.ladder(), settings.media.pli_interval_ms / 1000,
-                       settings.media.layers_by_estimate)
+                       settings.media.layers_by_estimate, settings.media.content)
     store: StateStore = MemoryStore()
     manager = None
     if settings.store.backend == "redis":

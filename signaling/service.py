@@ -48,6 +48,7 @@ class MediaSetup:
     ladder: dict[str, dict[str, int]]  # quality level -> its media:quality figures (maxBitrate, …)
     keyframe_interval_s: float = 0.5
     layers_by_estimate: bool = False  # a site's REMB chooses its layer (not only loss and pins)
+    content: bool = False  # offers carry the content line (the presentation)
 
 
 def health_verdict(presence: Presence, h: dict[str, Any]) -> str:
@@ -81,6 +82,7 @@ class ConferenceService:
         self.recordings = recordings
         self.speakers = DominantSpeaker(speaker)
         self._ladder = media.ladder
+        self._content = media.content
         router = MediaRouter(Scene(conference.roster.hall.id, conference.program),
                              media.keyframe_interval_s,
                              bitrates_bps={level: q["maxBitrate"] for level, q in media.ladder.items()},
@@ -239,7 +241,7 @@ class ConferenceService:
 
     def lines(self, role: Role) -> list[Line]:
         """The media lines a role's offer must carry, in order."""
-        return layout(role, (s.id for s in self.conference.roster.remote_sites()))
+        return layout(role, (s.id for s in self.conference.roster.remote_sites()), self._content)
 
     async def media_leave(self, participant: str, site: str | None) -> None:
         await self.hub.leave(participant)
@@ -297,7 +299,8 @@ class ConferenceService:
         if c.program != self.hub.router.scene.program:
             self.program_switches += 1
         heard = tuple(s for s in c.control.floor.holders if s != c.program)
-        self.hub.set_scene(Scene(c.roster.hall.id, c.program, heard, dict(c.listen)))
+        self.hub.set_scene(Scene(c.roster.hall.id, c.program, heard, dict(c.listen),
+                                 c.control.content.presenter))
 
     # -- from the media (the hub's MediaObserver and the router's audio levels) -------------
 

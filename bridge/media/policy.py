@@ -10,7 +10,11 @@ audio or video: the site on the program sees and hears the main hall instead.
 A publisher sends its camera on two lines (issue 17): `program-video` carries its high layer (or,
 off the program, its thumbnail) and a second video line, with no slot, its low layer while it is
 on the program. The router forwards whichever layer each receiving site's line can carry. The
-packets of a publisher arrive as *streams*: `audio`, `video` (high) and `video-low`.
+packets of a publisher arrive as *streams*: `audio`, `video` (high), `video-low` and `content`.
+
+The `content` slot (issue 18) carries the presenter's slides or screen to everyone but the
+presenter, beside the program: every publisher offers it as a send line (it sends on it only
+while it presents; any site may be granted the token).
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ HALL_AUDIO = "hall-audio"
 SPEAKER_AUDIO = "speaker-audio"
 LISTEN_AUDIO = "listen-audio"
 THUMB_PREFIX = "thumb:"
+CONTENT = "content"  # the presentation: a slot, and the stream a presenter sends it on
 HIGH, THUMBNAIL = "high", "thumbnail"
 LOW = "low"  # the low program layer (its figures in media:quality)
-AUDIO_STREAM, VIDEO_STREAM, LOW_STREAM = "audio", "video", "video-low"
+AUDIO_STREAM, VIDEO_STREAM, LOW_STREAM, CONTENT_STREAM = "audio", "video", "video-low", CONTENT
 
 
 def stream_kind(stream: str) -> str:
@@ -49,6 +54,8 @@ class Line:
         """The stream name of what the participant sends on this line."""
         if self.kind == "audio":
             return AUDIO_STREAM
+        if self.slot == CONTENT:
+            return CONTENT_STREAM
         return LOW_STREAM if self.layer == LOW else VIDEO_STREAM
 
     def to_wire(self) -> dict[str, object]:
@@ -58,14 +65,16 @@ class Line:
         return wire
 
 
-def layout(role: Role, remote_site_ids: Iterable[str]) -> list[Line]:
-    """The m-lines a participant of this role offers."""
+def layout(role: Role, remote_site_ids: Iterable[str], content: bool = False) -> list[Line]:
+    """The m-lines a participant of this role offers (`content`: with the presentation line)."""
     publishes = role.publishes
     lines = [Line("audio", publishes, PROGRAM_AUDIO),
              Line("video", publishes, PROGRAM_VIDEO, HIGH if publishes else None)]
     if publishes:
         lines.append(Line("video", True, None, LOW))
     lines += [Line("audio", False, HALL_AUDIO), Line("audio", False, SPEAKER_AUDIO)]
+    if content:
+        lines.append(Line("video", publishes, CONTENT))
     if role is Role.TECHNICIAN:
         lines.append(Line("audio", False, LISTEN_AUDIO))
         lines.extend(Line("video", False, THUMB_PREFIX + s) for s in remote_site_ids)
@@ -80,6 +89,7 @@ class Scene:
     program: str
     heard: tuple[str, ...] = ()  # sources every site hears besides the picture and the hall
     listen: dict[str, str] = field(default_factory=dict)  # console participant -> site
+    presenter: str | None = None  # who holds the presentation token (the content slot's source)
 
     def picture(self, me: str) -> str | None:
         """The program source a participant sees: the site on the program sees the hall."""
@@ -98,6 +108,8 @@ def source_for(scene: Scene, me: str, slot: str) -> str | None:
         return next((s for s in scene.heard if s not in taken), None)
     if slot == LISTEN_AUDIO:
         return scene.listen.get(me)
+    if slot == CONTENT:
+        return None if scene.presenter == me else scene.presenter
     if slot.startswith(THUMB_PREFIX):
         site = slot[len(THUMB_PREFIX) :]
         return None if site == me else site

@@ -33,6 +33,8 @@ from bridge.media.forwarder import History, OutStream, PictureIds, Route, Thrott
 from bridge.media.layers import LOW_LAYER, LayerAllocator, LayerRules
 from bridge.media.policy import (
     AUDIO_STREAM,
+    CONTENT,
+    CONTENT_STREAM,
     HIGH,
     LOW,
     LOW_STREAM,
@@ -190,7 +192,8 @@ class MediaRouter:
         self._clock = clock
         self._interval = keyframe_interval_s
         self._scene = scene
-        self._bitrates = {HIGH: 1_500_000, LOW: 300_000, "thumbnail": 150_000, **(bitrates_bps or {})}
+        self._bitrates = {HIGH: 1_500_000, LOW: 300_000, "thumbnail": 150_000, CONTENT: 1_500_000,
+                          **(bitrates_bps or {})}
         self.layers = LayerAllocator(layer_rules or LayerRules(
             high_bps=self._bitrates[HIGH], low_bps=self._bitrates[LOW]))
         # whether a low REMB alone sends a site down (loss and a technician's mark always do;
@@ -320,7 +323,8 @@ class MediaRouter:
         """The REMB cap a publisher is told: its level's bitrate, and the low layer's beside the
         high one (a browser's estimate covers every stream it sends)."""
         level = quality_for(self._scene, publisher)
-        return self._bitrates[level] + (self._bitrates[LOW] if level == HIGH else 0)
+        content = self._bitrates[CONTENT] if publisher == self._scene.presenter else 0
+        return self._bitrates[level] + (self._bitrates[LOW] if level == HIGH else 0) + content
 
     def _feed(self, slot: Slot, source: str | None) -> Feed | None:
         """The feed a slot takes from a source: its program picture in the site's layer (the low
@@ -329,6 +333,8 @@ class MediaRouter:
             return None
         if slot.layout.kind == "audio":
             return (source, AUDIO_STREAM)
+        if slot.name == CONTENT:
+            return (source, CONTENT_STREAM)
         if slot.name == PROGRAM_VIDEO and self.layers.layer(slot.participant) == LOW_LAYER \
                 and self._low_live(source):
             return (source, LOW_STREAM)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from bridge.media.policy import (
+    CONTENT,
     HALL_AUDIO,
     HIGH,
     LISTEN_AUDIO,
@@ -29,6 +30,19 @@ def test_layouts() -> None:
     assert not any(line.layer for line in moderator), "only publishers send two layers"
     tech = layout(Role.TECHNICIAN, ["a", "b"])
     assert [line.slot for line in tech[4:]] == [LISTEN_AUDIO, "thumb:a", "thumb:b"]
+    with_content = layout(Role.SITE, ["a"], content=True)
+    assert with_content[-1].to_wire() == {"kind": "video", "send": True, "slot": "content"}
+    assert with_content[-1].stream == "content", "a presenter's slides are a stream of their own"
+    assert layout(Role.MODERATOR, ["a"], content=True)[-1].send is False
+
+
+def test_the_content_slot_carries_the_presenter_to_everyone_else() -> None:
+    scene = Scene(hall="hall", program="a", presenter="b")
+    assert source_for(scene, "c", CONTENT) == "b"
+    assert source_for(scene, "hall", CONTENT) == "b"
+    assert source_for(scene, "b", CONTENT) is None, "the presenter is not sent its own slides"
+    assert source_for(scene, "c", PROGRAM_VIDEO) == "a", "beside the program, not instead of it"
+    assert source_for(Scene(hall="hall", program="hall"), "c", CONTENT) is None
 
 
 def test_hall_on_the_program() -> None:
