@@ -85,6 +85,8 @@ class SimulatedParticipant:
         self.quality: list[dict[str, Any]] = []
         self.video: SyntheticVideo | None = None
         self.low_video: SyntheticVideo | None = None  # the second layer, sent on the program only
+        self.content_video: SyntheticVideo | None = None  # what it presents (present()), or None
+        self._content_sender: Any = None  # the content line's sender: a track only while presenting
         self.welcome: dict[str, Any] | None = None
         self.states: list[dict[str, Any]] = []
         self.audio: SyntheticAudio | None = None
@@ -153,6 +155,7 @@ class SimulatedParticipant:
             for track in (self.video, self.low_video, self.audio):
                 if track is not None:
                     track.stop()
+            self._content_sender = None  # the content video carries over to the new connection
         pc = self.pc = RTCPeerConnection(
             RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         pc.on("track", self._on_track)
@@ -161,7 +164,10 @@ class SimulatedParticipant:
             kind, send, slot = line["kind"], line["send"] and self._publish, line["slot"]
             direction = ("sendrecv" if slot else "sendonly") if send else ("recvonly" if slot else "inactive")
             transceiver = pc.addTransceiver(kind, direction=direction)
-            if send:
+            if send and slot == "content":  # sends only while presenting (a rejoin goes on)
+                self._content_sender = transceiver.sender
+                transceiver.sender.replaceTrack(self.content_video)
+            elif send:
                 transceiver.sender.replaceTrack(self._track(kind, line.get("layer")))
             if slot:
                 self.slots.setdefault(slot, ReceiveStats())  # counts carry over a rejoin
@@ -189,6 +195,23 @@ class SimulatedParticipant:
             q = self.quality[-1]
             self.video.set_format(int(q["width"]), int(q["height"]), int(q["maxFramerate"]))
         return self.video
+
+    def present(self, code: int, width: int = 1280, height: int = 720, fps: int = 5) -> SyntheticVideo:
+        """Send a slide (a card showing `code`) on the content line; the page's share button
+        before it sends present:start."""
+        if self._content_sender is None:
+            raise RuntimeError("no content line: the server offers none (media.content off)")
+        self.stop_presenting()
+        self.content_video = SyntheticVideo(f"{self.name} slides", code, width, height, fps)
+        self._content_sender.replaceTrack(self.content_video)
+        return self.content_video
+
+    def stop_presenting(self) -> None:
+        if self.content_video is not None:
+            self.content_video.stop()
+            self.content_video = None
+        if self._content_sender is not None:
+            self._content_sender.replaceTrack(None)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         assert self.pc is not None and self.welcome is not None
