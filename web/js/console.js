@@ -2,10 +2,13 @@
 // the program monitor, mode, pin, listen-in, recording and the alarm list.
 import { BridgeClient, takeToken } from "/js/protocol.js";
 import { t, langToggle } from "/js/i18n.js";
+import { contentView } from "/js/content.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new BridgeClient({ token: takeToken() });
 window.hallbridge = { client };
+const renderContent = contentView(client, { stage: $("stage"), content: $("content"), program: $("program"),
+                                            swap: $("swap"), caption: $("content-caption") });
 const tiles = new Map();
 let stats = {};
 let listening = null;
@@ -52,6 +55,9 @@ function badges(siteId) {
   if (s.floor && s.floor.holders.some((h) => h.site === siteId)) out.push(t("badge.floor"));
   const queued = s.floor && s.floor.queue.find((q) => q.site === siteId);
   if (queued) out.push(t("badge.queue", { n: queued.position }));
+  const content = s.content || { presenter: null, granted: [] };
+  if (content.presenter === siteId) out.push(t("badge.presenting"));
+  else if (content.granted.includes(siteId)) out.push(t("badge.granted"));
   const rc = s.rollcall && s.rollcall.current;
   const answer = rc && rc.answers[siteId];
   if (answer && answer.status !== "not_checked") {
@@ -72,7 +78,8 @@ function render() {
     const el = tile(site);
     const st = stats[site.id];
     const presence = st && st.health === "lost" && status.presence === "live" ? "lost" : status.presence;
-    el.className = `tile ${presence}` + (s.program === site.id ? " program" : "");
+    el.className = `tile ${presence}` + (s.program === site.id ? " program" : "")
+      + (s.content && s.content.presenter === site.id ? " presenting" : "");
     el.dataset.presence = status.presence;
     const level = st ? st.level : -127;
     const meter = el.querySelector(".meter");
@@ -121,6 +128,8 @@ function render() {
   $("tally").textContent = rc ? `${t("console.present")} ${rc.tally.present_total}/${rc.tally.sites}` : "";
   $("tally").dataset.present = rc ? String(rc.tally.present_total) : "";
   $("program-caption").textContent = `${t("console.program")}: ${client.siteName(s.program)}`;
+  renderContent();
+  $("content-cut").hidden = !(s.content && s.content.presenter);
   $("mode").value = s.mode;
   $("record").textContent = s.recording ? t("console.stop_record") : t("console.record");
   $("record-state").textContent = s.recording ? `● ${t("console.recording")} ${s.recording.file}` : "";
@@ -155,5 +164,9 @@ client.addEventListener("notice", (e) => {
   if (e.detail.code === "store_recovered") $("conn").textContent = t("store.recovered", e.detail);
 });
 $("mode").addEventListener("change", (e) => client.request("program:mode", { mode: e.target.value }));
+$("content-cut").addEventListener("click", () => {  // a wrong screen on air: the technician cuts it
+  const presenter = client.state.content && client.state.content.presenter;
+  if (presenter) client.request("present:revoke", { site: presenter }).catch((err) => { $("conn").textContent = err.message; });
+});
 $("record").addEventListener("click", () => client.request(client.state.recording ? "record:stop" : "record:start", {}));
 langToggle($("lang"), render);

@@ -29,6 +29,13 @@ function render() {
     : t("mod.nobody");
   $("holder").dataset.site = holder ? holder.site : "";
   if (holder) $("holder").append(" ", button(t("mod.revoke"), () => send("floor:revoke", { site: holder.site })));
+  const content = s.content || { presenter: null, granted: [] };
+  $("presenter").textContent = content.presenter
+    ? t(content.away ? "content.away" : "content.by", { name: client.siteName(content.presenter) }) : t("content.none");
+  $("presenter").dataset.site = content.presenter || "";
+  if (content.presenter) {
+    $("presenter").append(" ", button(t("content.revoke"), () => send("present:revoke", { site: content.presenter })));
+  }
   $("queue").replaceChildren(...s.floor.queue.map((q) => {
     const li = document.createElement("li");
     li.dataset.site = q.site;
@@ -53,6 +60,13 @@ function render() {
     li.append(button(mute.muted ? t("mod.unmute") : t("site.mute"), () => send("mute:set", { site: site.id, muted: !mute.muted })));
     if (mute.muted) li.append(button(t("mod.ask"), () => send("mute:ask", { site: site.id })));
     li.append(button(t("mod.hard"), () => send("mute:set", { site: site.id, muted: true, hard: true })));
+    const granted = content.granted.includes(site.id);  // the right to present, kept until revoked
+    const grant = button(granted ? t("content.revoke") : t("content.grant"),
+      () => send(granted ? "present:revoke" : "present:grant", { site: site.id }));
+    grant.dataset.act = "present";
+    grant.setAttribute("aria-pressed", granted ? "true" : "false");
+    li.append(grant);
+    if (content.presenter === site.id) li.append(` · ${t("badge.presenting")}`);
     if (s.rollcall.current) {
       li.append(button(t("mod.mark_present"), () => send("rollcall:mark", { site: site.id, status: "present" })),
         button(t("mod.mark_absent"), () => send("rollcall:mark", { site: site.id, status: "absent", reason: prompt(t("mod.reason")) || "" })));

@@ -22,6 +22,9 @@ function commandId() {
 // asking early would add snapshots when the servers are busiest. docs/protocol.md, "state".
 export const PATCH_WAIT_MS = 5000;
 export const PATCH_BUFFER_MAX = 256;  // 5 s of ~50 patches/s (every site joining at once)
+export const CONTENT = "content";  // the presentation slot (docs/protocol.md, section 6)
+// what a presentation is sent at: a 1080p slide stays sharp, its rate low (issue 18)
+export const CONTENT_ENCODING = { active: true, maxBitrate: 1_500_000, maxFramerate: 15 };
 
 export class BridgeClient extends EventTarget {
   // `socketFactory(url, options)`: Socket.IO's `io` unless a test gives its own
@@ -85,6 +88,7 @@ export class BridgeClient extends EventTarget {
     this._commands = new Set(w.commands || []);
     this.ice = w.ice || { servers: [] };
     this.state = w.state;
+    this._checkPresenting(w.state);
     this._emit("welcome", w);
     this._emit("connection", { connected: true });
     this._emit("state", this.state);
@@ -120,6 +124,7 @@ export class BridgeClient extends EventTarget {
     }
     this.state = next;
     if (patch.events) this._emit("events", patch.events);
+    this._checkPresenting(next);
     this._emit("state", next);
   }
 
@@ -192,6 +197,7 @@ export class BridgeClient extends EventTarget {
   // A snapshot replaces the state; the early patches newer than it follow, in order.
   _replace(state) {
     this.state = state;
+    this._checkPresenting(state);
     this._waitFrom = performance.now();
     this._emit("state", state);
     this._applyEarly();
@@ -238,6 +244,13 @@ export class BridgeClient extends EventTarget {
     this.senders = {};
     const lines = this.mediaPlan.lines;
     const transceivers = lines.map((line) => {
+      if (line.slot === CONTENT) {  // sendrecv with no track: a shared screen goes on it later
+        const track = line.send ? this._content && this._content.track : null;
+        const tr = pc.addTransceiver(track || "video", { direction: line.send ? "sendrecv" : "recvonly" });
+        if (line.send) this.senders.content = tr.sender;
+        preferCodec(tr, "video/VP8");
+        return tr;
+      }
       const track = line.send && stream ? stream.getTracks().find((t) => t.kind === line.kind) : null;
       const direction = track ? (line.slot ? "sendrecv" : "sendonly") : (line.slot ? "recvonly" : "inactive");
       const low = line.layer === "low";
@@ -259,7 +272,82 @@ export class BridgeClient extends EventTarget {
     await pc.setRemoteDescription(reply.answer);
     transceivers.forEach((tr, i) => { if (lines[i].slot) this.slotByMid.set(tr.mid, lines[i].slot); });
     if (this._quality) await this._applyQuality(this._quality);
+    if (this._content && this.senders.content) await this._encodeContent(this.senders.content);
     return pc;
+  }
+
+  // Whether this client can present: it offers a content line to send on.
+  get canPresent() {
+    return Boolean(this.mediaPlan && this.mediaPlan.lines.some((l) => l.slot === CONTENT && l.send));
+  }
+
+  // Present `track` (a shared screen, a second camera or capture input) on the content line:
+  // sent at once, then present:start asks for the token; a refusal (forbidden without a grant,
+  // conflict while another site presents) takes the track off again and is thrown. Presenting
+  // again with another track switches the source. The track ending (the browser's "stop
+  // sharing") ends the presentation.
+  async present(track, source) {
+    const sender = this.senders && this.senders.content;
+    if (!sender) throw Object.assign(new Error("no content line"), { code: "bad_request" });
+    const previous = this._content;
+    if ("contentHint" in track && !track.contentHint) track.contentHint = source === "screen" ? "detail" : "motion";
+    this._content = { track, source, version: Infinity };  // not ours to stop until the token is
+    await sender.replaceTrack(track);
+    await this._encodeContent(sender);
+    let reply;
+    try {
+      reply = await this.request("present:start", { source });
+    } catch (err) {
+      if (previous) {
+        this._content = previous;
+        await sender.replaceTrack(previous.track);
+      } else {
+        this._content = null;
+        await sender.replaceTrack(null);
+      }
+      if (track !== (previous && previous.track)) track.stop();
+      throw err;
+    }
+    if (previous && previous.track !== track) previous.track.stop();
+    this._content = { track, source, version: reply.version };
+    track.addEventListener("ended", () => { if (this._content && this._content.track === track) this.stopPresenting(); });
+    this._emit("presenting", { source });
+    return reply;
+  }
+
+  // Stop presenting: the track is stopped and taken off the line, present:stop gives the token
+  // back (unless `tokenGone`: a revoke or the grace period already took it).
+  async stopPresenting(tokenGone = false) {
+    const content = this._content;
+    if (!content) return;
+    this._content = null;
+    content.track.stop();
+    if (this.senders && this.senders.content) await this.senders.content.replaceTrack(null);
+    this._emit("presenting", null);
+    if (!tokenGone) await this.request("present:stop", {}).catch(() => {});
+  }
+
+  get presenting() { return this._content ? this._content.source : null; }
+
+  // A state that no longer names this client as the presenter (revoked, lost after a drop)
+  // stops its share; a state older than the present:start reply does not count.
+  _checkPresenting(state) {
+    const c = this._content;
+    if (!c || !state || !state.content || state.version < c.version) return;
+    const mine = this.me && this.me.site && this.me.site.id;
+    if (state.content.presenter !== mine) this.stopPresenting(true);
+  }
+
+  // Slides and screens: detail over motion, up to CONTENT_ENCODING's rate and frame rate.
+  async _encodeContent(sender) {
+    const params = sender.getParameters();
+    if (!params.encodings || !params.encodings.length) params.encodings = [{}];
+    for (const e of params.encodings) Object.assign(e, CONTENT_ENCODING);
+    params.degradationPreference = "maintain-resolution";
+    try { await sender.setParameters(params); } catch (err) {
+      delete params.degradationPreference;  // a browser without it keeps its default
+      try { await sender.setParameters(params); } catch (err2) { this._emit("error", { code: "media", message: String(err2) }); }
+    }
   }
 
   // Switch the camera or microphone without renegotiating (a device picker).
@@ -319,6 +407,8 @@ export class BridgeClient extends EventTarget {
   }
 
   async programStats() { return this.slotStats("program-video"); }
+
+  async contentStats() { return this.slotStats(CONTENT); }
 
   close() {
     if (this.pc) this.pc.close();
