@@ -263,7 +263,8 @@ class ConferenceNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if summary is None:  # the recording had ended with the process that made it
             return ok(file="", seconds=0.0, video_frames=0, audio_frames=0)
         return ok(file=Path(summary.path).name, seconds=round(summary.seconds, 1),
-                  video_frames=summary.video_frames, audio_frames=summary.audio_frames)
+                  video_frames=summary.video_frames, audio_frames=summary.audio_frames,
+                  content_frames=summary.content_frames)
 
     # -- helpers ---------------------------------------------------------------------------
 

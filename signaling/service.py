@@ -190,7 +190,7 @@ class ConferenceService:
         path = self.recordings / f"{self.conference.id}-{stamp}.mkv"
         await self.keeper.change(lambda c, now: c.start_recording(path.name, now, actor))
         try:
-            self.hub.start_recording(path)
+            self.hub.start_recording(path, self._content)
         except Exception:
             await self._quietly(self.keeper.change(lambda c, now: c.stop_recording(now)))
             raise

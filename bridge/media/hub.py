@@ -135,11 +135,12 @@ class MediaHub:
     def recording(self) -> Recorder | None:
         return self._recorder
 
-    def start_recording(self, path: Path) -> Recorder:
-        """Record what an observer sees and hears, from the forwarded packets."""
+    def start_recording(self, path: Path, content: bool = False) -> Recorder:
+        """Record what an observer sees and hears, from the forwarded packets (`content`: and
+        the presentation, as a second video track)."""
         if self._recorder is not None:
             raise RuntimeError("already recording")
-        recorder = self._recorder = Recorder(path)
+        recorder = self._recorder = Recorder(path, content)
         recorder.start()
         self._router.add_receiver(recorder, list(recorder.slots.items()))
         return recorder

@@ -1,9 +1,14 @@
 """Recording the program to Matroska from the forwarded packets, off the event loop.
 
 The recorder joins the router as one more receiver with an observer's slots: the program video
-and every audio slot a site hears. On the loop it only files each packet into a bounded queue;
-a writer thread (its owner is the `Recorder`) reassembles VP8 frames and muxes them as they
-came, without decoding or re-encoding, and mixes the Opus streams into one sound track.
+and every audio slot a site hears, and the presentation (`content`) when the conference offers it.
+On the loop it only files each packet into a bounded queue; a writer thread (its owner is the
+`Recorder`) reassembles VP8 frames and muxes them as they came, without decoding or re-encoding,
+and mixes the Opus streams into one sound track. The file's tracks: the program (video, "program"),
+the sound, and with content a second video track ("content": the slides as forwarded, each
+presentation from its first keyframe; empty while nobody presents). Both video tracks start with
+the file; the content track's header size is nominal (CONTENT_SIZE), each VP8 keyframe carries
+its own.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import av
 import numpy as np
 
-from bridge.media.policy import HALL_AUDIO, PROGRAM_AUDIO, PROGRAM_VIDEO, SPEAKER_AUDIO
+from bridge.media.policy import CONTENT, HALL_AUDIO, PROGRAM_AUDIO, PROGRAM_VIDEO, SPEAKER_AUDIO
 from bridge.media.rtp import (
     parse_header,
     vp8_descriptor_size,
@@ -36,6 +41,9 @@ FRAME = 960  # 20 ms of audio
 MIX_DELAY_S = 0.3  # audio is mixed once every slot had time to deliver that moment
 MS = fractions.Fraction(1, 1000)
 RECORDED_SLOTS = (PROGRAM_VIDEO, PROGRAM_AUDIO, HALL_AUDIO, SPEAKER_AUDIO)
+AUDIO_SLOTS = (PROGRAM_AUDIO, HALL_AUDIO, SPEAKER_AUDIO)
+VIDEO_SLOTS = (PROGRAM_VIDEO, CONTENT)
+CONTENT_SIZE = (1920, 1080)  # the content track's nominal size (a presentation's usual one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,7 @@ class RecordingSummary:
     video_frames: int
     audio_frames: int
     dropped_packets: int
+    content_frames: int = 0
 
 
 class Recorder:
@@ -120,12 +129,13 @@ class Recorder:
 
     participant_id = "recorder"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, content: bool = False) -> None:
         self.path = path
-        self.slots = {name: RecorderSlot("video" if name == PROGRAM_VIDEO else "audio",
-                                         random.getrandbits(32), 96 if name == PROGRAM_VIDEO else 111,
-                                         90_000 if name == PROGRAM_VIDEO else RATE)
-                      for name in RECORDED_SLOTS}
+        names = (*RECORDED_SLOTS, CONTENT) if content else RECORDED_SLOTS
+        self.slots = {name: RecorderSlot("video" if name in VIDEO_SLOTS else "audio",
+                                         random.getrandbits(32), 96 if name in VIDEO_SLOTS else 111,
+                                         90_000 if name in VIDEO_SLOTS else RATE)
+                      for name in names}
         self._by_ssrc = {s.ssrc: name for name, s in self.slots.items()}
         self._queue: queue.Queue[tuple[str, bytes, float] | None] = queue.Queue(QUEUE_PACKETS)
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
@@ -171,7 +181,7 @@ class Recorder:
     # -- the writer thread -----------------------------------------------------------------
 
     def _run(self) -> None:
-        writer = _MatroskaWriter(self.path)
+        writer = _MatroskaWriter(self.path, CONTENT in self.slots)
         try:
             while (item := self._queue.get()) is not None:
                 writer.packet(*item)
@@ -182,18 +192,20 @@ class Recorder:
 
 
 class _MatroskaWriter:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, content: bool = False) -> None:
         self._path = path
         self._out: Any = av.open(str(path), "w", format="matroska")
         self._video: Any = None
+        self._content: Any = None
+        self._with_content = content
         self._audio: Any = self._out.add_stream("libopus", rate=RATE)
         self._audio.layout = "mono"
-        self._decoders = {name: av.CodecContext.create("opus", "r") for name in RECORDED_SLOTS[1:]}
-        self._assembler = Vp8Assembler()
+        self._decoders = {name: av.CodecContext.create("opus", "r") for name in AUDIO_SLOTS}
+        self._assemblers = {name: Vp8Assembler() for name in VIDEO_SLOTS}
         self._mixer = ArrivalMixer()
-        self._pending_video: list[tuple[bytes, float]] = []
         self._last_at = 0.0
-        self._video_frames = self._audio_frames = 0
+        self._video_frames = self._audio_frames = self._content_frames = 0
+        self._last_pts: dict[str, int] = {}
 
     def packet(self, slot: str, data: bytes, at: float) -> None:
         header = parse_header(data)
@@ -201,29 +213,47 @@ class _MatroskaWriter:
             return
         self._last_at = max(self._last_at, at)
         payload = data[header.payload_offset :]
-        if slot == PROGRAM_VIDEO:
-            frame = self._assembler.add(header.sequence, header.timestamp, header.marker, payload)
+        if slot in VIDEO_SLOTS:
+            frame = self._assemblers[slot].add(header.sequence, header.timestamp, header.marker, payload)
             if frame is not None:
-                self._write_video(frame, at)
+                self._write_video(slot, frame, at)
         else:
             self._add_audio(slot, payload, at)
         self._flush_audio(at - MIX_DELAY_S)
 
-    def _write_video(self, frame: bytes, at: float) -> None:
-        if self._video is None:
-            size = vp8_frame_size(frame)
-            if size is None:
-                return
-            self._video = self._out.add_stream("vp8", rate=30)
-            self._video.width, self._video.height = size
-            self._video.time_base = MS
+    def _open_video(self, frame: bytes) -> bool:
+        """The file starts with the program's first picture: both video tracks are made then."""
+        size = vp8_frame_size(frame)
+        if size is None:
+            return False
+        self._video = self._video_track("program", size)
+        if self._with_content:
+            self._content = self._video_track("content", CONTENT_SIZE)
+        return True
+
+    def _video_track(self, title: str, size: tuple[int, int]) -> Any:
+        track = self._out.add_stream("vp8", rate=30)
+        track.width, track.height = size
+        track.time_base = MS
+        track.metadata["title"] = title
+        return track
+
+    def _write_video(self, slot: str, frame: bytes, at: float) -> None:
+        if self._video is None and (slot != PROGRAM_VIDEO or not self._open_video(frame)):
+            return  # nothing before the program's first picture
+        track = self._video if slot == PROGRAM_VIDEO else self._content
+        pts = max(int(at * 1000), self._last_pts.get(slot, -1) + 1)  # strictly increasing
+        self._last_pts[slot] = pts
         packet = av.Packet(frame)
-        packet.stream = self._video
-        packet.pts = packet.dts = int(at * 1000)
+        packet.stream = track
+        packet.pts = packet.dts = pts
         packet.time_base = MS
         packet.is_keyframe = not frame[0] & 0x01
         self._out.mux(packet)
-        self._video_frames += 1
+        if slot == PROGRAM_VIDEO:
+            self._video_frames += 1
+        else:
+            self._content_frames += 1
 
     def _add_audio(self, slot: str, payload: bytes, at: float) -> None:
         try:
@@ -257,4 +287,4 @@ class _MatroskaWriter:
         finally:
             self._out.close()
         return RecordingSummary(str(self._path), self._last_at, self._video_frames,
-                                self._audio_frames, dropped)
+                                self._audio_frames, dropped, self._content_frames)

@@ -1,16 +1,21 @@
 """The content slot with real aiortc peers (issue 18): the hall presents slides beside its camera,
 every site decodes the slide on `content` while `program-video` keeps the speaker, a late joiner
-gets the current slide at once, a revoke ends it, and a granted site takes over on the same slot."""
+gets the current slide at once, a revoke ends it, and a granted site takes over on the same slot;
+a recording holds the slides as a second video track."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
+import av
 import pytest
 
 from bench.sim.simulate import SimulatedParticipant
+from bench.sim.synthetic import read_code
 from bridge.roles import Role
 from signaling.settings import Settings
 from tests.conftest import RunningServer, running
@@ -94,3 +99,38 @@ async def test_slides_reach_every_site_beside_the_speaker_and_stop_on_revoke(
     finally:
         for p in (hall, site, granted, moderator, *([late] if late else [])):
             await p.close()
+
+
+async def test_a_recording_holds_the_slides_as_a_second_video_track(content_server: RunningServer) -> None:
+    server = content_server
+    hall = server.participant(Role.HALL, width=320, height=180, fps=15)
+    tech = server.participant(Role.TECHNICIAN, publish=False)
+    try:
+        await hall.connect()
+        await hall.join_media()
+        await tech.connect()
+        started = await tech.call("record:start", {})
+        assert started["ok"], started
+        assert await wait_until(lambda: server.bridge.hub.recording is not None
+                                and server.bridge.hub.recording.dropped == 0, 5)
+        await asyncio.sleep(1.0)
+        hall.present(SLIDE_HALL, 640, 360, 5)
+        assert (await hall.call("present:start", {"source": "camera"}))["ok"]
+        await asyncio.sleep(2.5)
+        stopped = await tech.call("record:stop", {})
+        assert stopped["ok"] and stopped["content_frames"] >= 5, stopped
+    finally:
+        for p in (hall, tech):
+            await p.close()
+    path = Path(server.settings.recording_dir()) / started["file"]
+    with av.open(str(path)) as container:
+        videos = container.streams.video
+        assert [v.metadata.get("title") for v in videos] == ["program", "content"]
+        assert all(v.codec_context.name == "vp8" for v in videos)
+        program = [read_code(f.to_ndarray(format="gray")) for f in container.decode(videos[0])]
+    with av.open(str(path)) as container:
+        frames = list(container.decode(container.streams.video[1]))
+    codes = [read_code(f.to_ndarray(format="gray")) for f in frames]
+    assert set(program) == {hall.code}, "the program track is the hall's camera"
+    assert len(codes) >= 5 and set(codes) == {SLIDE_HALL}, f"the content track's slides: {codes}"
+    assert (frames[0].width, frames[0].height) == (640, 360), "the slides at their own size"
