@@ -110,7 +110,7 @@ class MediaSettings:
     thumbnail_fps: int = 15
     pli_interval_ms: int = 500
     layers_by_estimate: bool = False
-    content: bool = False  # the presentation line in every offer (issue 18; pages not yet)
+    content: bool = True  # the presentation line in every offer (issue 18); off: no slides
 
     def ladder(self) -> dict[str, dict[str, int]]:
         """What a publisher sends at each level (`media:quality`); the router's REMB caps use

@@ -180,6 +180,7 @@ class SimulatedParticipant:
         if not reply.get("ok"):
             raise RuntimeError(f"offer refused: {reply.get('error')}")
         await pc.setRemoteDescription(RTCSessionDescription(**reply["answer"]))
+        route_rtx(pc, reply["answer"]["sdp"])
 
     def _track(self, kind: str, layer: str | None = None) -> MediaStreamTrack:
         if kind == "audio":
@@ -264,6 +265,29 @@ class SimulatedParticipant:
                 await task
         if self.sio.connected:
             await self.sio.disconnect()
+
+
+def route_rtx(pc: RTCPeerConnection, answer_sdp: str) -> None:
+    """Route each receiving line's retransmissions (RTX) to it by the answer's SSRC groups.
+
+    aiortc's RTP router knows a receiver's media SSRC only; a retransmission on its RTX SSRC finds
+    its receiver by payload type, which fails as soon as two receiving video lines share one (the
+    program and the content). A browser maps them from `a=ssrc-group:FID` (RFC 4588)."""
+    sections: list[list[tuple[int, int]]] = []
+    for line in answer_sdp.splitlines():
+        if line.startswith("m="):
+            sections.append([])
+        elif line.startswith("a=ssrc-group:FID ") and sections:
+            ids = [int(x) for x in line.split()[1:] if x.isdigit()]
+            if len(ids) == 2:
+                sections[-1].append((ids[0], ids[1]))
+    for transceiver, groups in zip(pc.getTransceivers(), sections, strict=False):
+        receiver = transceiver.receiver
+        router = getattr(receiver.transport, "_rtp_router", None)
+        if router is None or transceiver.currentDirection not in ("sendrecv", "recvonly"):
+            continue
+        for _, rtx in groups:
+            router.ssrc_table[rtx] = receiver
 
 
 async def run_simulation(url: str, tokens: list[tuple[str, str, str]], seconds: float,

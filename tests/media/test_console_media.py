@@ -27,7 +27,7 @@ async def test_console_gets_every_thumbnail_and_listens_in_privately(server: Run
             await p.connect()
             await p.join_media()
         assert console.pc is not None
-        assert len(console.pc.getTransceivers()) == 5 + 66
+        assert len(console.pc.getTransceivers()) == 6 + 66  # 4 audio, program, content, thumbnails
         thumbs = {s: console.slots[f"thumb:{s}"] for s in SITES}
         ok = await wait_until(lambda: all(st.codes[p.code] >= 2 for p, st in
                                           zip(sites, thumbs.values(), strict=True)), 10)

@@ -85,7 +85,7 @@ async def test_a_site_that_leaves_frees_its_peer_connection_and_tasks(server: Ru
     await site.connect()
     await site.join_media()
     assert await wait_until(lambda: site.stats.video_frames > 5, 15)
-    assert hub.link_count() == 2 and len(router.slots_of("stttt-ben-tre")) == 4
+    assert hub.link_count() == 2 and len(router.slots_of("stttt-ben-tre")) == 5  # 4 + content
     link = hub.link("stttt-ben-tre")
     assert link is not None and link.state == "connected"
     gone = weakref.ref(link)

@@ -45,13 +45,16 @@ async def test_a_recording_holds_the_programs_video_and_audio(server: RunningSer
     path = Path(server.settings.recording_dir()) / started["file"]
     with av.open(str(path)) as container:
         kinds = sorted(s.type for s in container.streams)
-        assert kinds == ["audio", "video"]
+        assert kinds == ["audio", "video", "video"], "program, sound, and the (empty) content track"
         video = container.streams.video[0]
+        assert video.metadata.get("title") == "program"
         assert video.codec_context.name == "vp8"
         codes = [read_code(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
     assert len(codes) > 40, "about 3 s of pictures"
     assert codes[0] == hall.code and codes[-1] == site.code, "the hall, then the site on the program"
     assert None not in codes, "every recorded picture decodes cleanly"
+    with av.open(str(path)) as container:
+        assert not list(container.decode(container.streams.video[1])), "nobody presented"
     with av.open(str(path)) as container:
         audio = list(container.decode(audio=0))
     seconds = sum(f.samples for f in audio) / 48000

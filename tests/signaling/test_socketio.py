@@ -75,7 +75,7 @@ async def test_welcome_carries_identity_roster_and_state(server: RunningServer, 
     assert [(line["kind"], line["send"], line["slot"], line.get("layer")) for line in media["lines"]] == [
         ("audio", True, "program-audio", None), ("video", True, "program-video", "high"),
         ("video", True, None, "low"), ("audio", False, "hall-audio", None),
-        ("audio", False, "speaker-audio", None)]
+        ("audio", False, "speaker-audio", None), ("video", True, "content", None)]
     assert welcome["state"]["program"] == "hall"
     assert welcome["state"]["sites"]["stttt-an-giang"]["presence"] == "signaling"
 
