@@ -1,6 +1,7 @@
 """A site in real Firefox ESR (Debian's firefox-esr over WebDriver BiDi, fake camera and tone):
-it joins, decodes the program, is heard at a site in Chromium when granted the floor, and leaves
-cleanly (issue 16). The figures (fps, frame size beside the Chromium site's) go to
+it joins, decodes the program, is heard at a site in Chromium when granted the floor, decodes the
+hall's slides and, granted, presents its own to the Chromium site (issue 18), and leaves cleanly
+(issue 16). The figures (fps, frame size beside the Chromium site's) go to
 artifacts/firefox-site.json.
 
 Firefox joins through TURN (a real coturn on 127.0.0.1, over TCP, `?ice=relay`): Firefox ESR
@@ -47,6 +48,19 @@ HEARD = """async () => {
   return out;
 }"""
 DECODING = f"async () => {{ const s = await ({PROGRAM})(); return s && s.frames > 10; }}"
+CONTENT = PROGRAM.replace("programStats", "contentStats")
+CONTENT_DECODING = f"async () => {{ const s = await ({CONTENT})(); return s && s.frames > 3; }}"
+SLIDE = 3101
+# Firefox presents a 1280x720 canvas that keeps changing (its page's share path, without the
+# screen picker, which needs a user's choice in Firefox)
+FOX_PRESENTS = """() => {
+  const c = Object.assign(document.createElement('canvas'), { width: 1280, height: 720 });
+  const g = c.getContext('2d');
+  let n = 0;
+  setInterval(() => { g.fillStyle = `hsl(${(n += 7) % 360} 60% 40%)`; g.fillRect(0, 0, 1280, 720); }, 100);
+  window.hallbridge.share(c.captureStream(10).getVideoTracks()[0], 'screen');
+  return true;
+}"""
 RELAY_PAIR = """async () => {
   const report = await window.hallbridge.client.pc.getStats();
   const pair = [...report.values()].find((s) => s.type === "candidate-pair" && s.selected);
@@ -117,7 +131,26 @@ async def test_a_firefox_site_decodes_is_heard_and_leaves(
             await asyncio.sleep(3.0)
             heard = await energy(chrome) - before
             assert heard > 0.01 and heard > 20 * quiet, (quiet, heard, await chrome.evaluate(HEARD))
+            # a presentation: Firefox decodes the hall's slide on its content line, then, granted,
+            # presents a canvas of its own that the Chromium site decodes
+            hall.present(SLIDE, 640, 360, 5)
+            assert (await hall.call("present:start", {"source": "screen"}))["ok"]
+            await page.wait_for(CONTENT_DECODING, 15)
+            await page.wait_for("() => !document.getElementById('content').hidden", 5)
             await page.screenshot(artifacts / "firefox-site-1280x720.png")
+            assert (await moderator.call("present:revoke", {"site": "hall"}))["ok"]
+            hall.stop_presenting()
+            assert (await moderator.call("present:grant", {"site": FOX}))["ok"]
+            await page.wait_for("() => !document.getElementById('share').hidden", 10)
+            await page.evaluate(FOX_PRESENTS)
+            await page.wait_for("() => document.querySelector(\"#share[data-presenting='screen']\")"
+                                " !== null", 10)
+            await chrome.wait_for_function(CONTENT_DECODING, timeout=15_000, polling=250)
+            await chrome.wait_for_function("() => !document.getElementById('content').hidden",
+                                           timeout=5_000)
+            assert turn_server.bridge.conference.control.content.presenter == FOX
+            fox_content = await rate(lambda: chrome.evaluate(CONTENT))
+            assert fox_content["fps"] > 2 and fox_content["width"] == 1280, fox_content
 
             # leaving: closing the page lets the site go at once (its socket closes)
             await page.close()
@@ -129,7 +162,7 @@ async def test_a_firefox_site_decodes_is_heard_and_leaves(
         (artifacts / "firefox-site.json").write_text(json.dumps({
             "firefox": version, "firefox_program": fox_program,
             "chromium_program": chrome_program, "silent_hall_energy_1_5s": quiet,
-            "heard_energy_3s": heard}, indent=2))
+            "heard_energy_3s": heard, "firefox_content_at_chromium": fox_content}, indent=2))
     finally:
         await chrome.close()
         await moderator.sio.disconnect()
