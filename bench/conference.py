@@ -22,6 +22,13 @@ by a technician so that they receive the low layer; the report gives both and wh
 layer costs the server (the ratio of its cores).
 
     python -m bench.conference --sites 66 --compare-layers --out bench/out/layers.json
+
+With `--compare-content`, two runs one after the other: nobody presenting (every site's content
+line idle), then the hall presenting a content clip (bench.publisher --content: 1920x1080, 30
+fps, ~1.2 Mbit/s, a video in the slides — the most packets content brings) that every site
+receives beside the program; the report gives both and what the content costs the server.
+
+    python -m bench.conference --sites 66 --compare-content --out bench/out/content.json
 """
 
 from __future__ import annotations
@@ -112,7 +119,7 @@ def split(rtts: list[tuple[float, float]], handled: list[list[float]]) -> dict[s
 
 
 def run(n_sites: int, seconds: float, workdir: Path, stampede: bool = False, layers: int = 2,
-        poor: int = 0) -> dict[str, Any]:
+        poor: int = 0, content: bool = False) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, HALLBRIDGE_SECRET=secrets.token_urlsafe(48))
@@ -130,7 +137,8 @@ def run(n_sites: int, seconds: float, workdir: Path, stampede: bool = False, lay
         wait_healthy(url)
         hall_token = tokens.issue(Role.HALL)
         helpers.append(python("bench.publisher", "--url", url, "--token", hall_token,
-                              "--layers", str(layers), env=env, nice=GENERATOR_NICE))
+                              "--layers", str(layers), *(["--content"] if content else []),
+                              env=env, nice=GENERATOR_NICE))
         groups = [site_ids[g::PROCESSES] for g in range(PROCESSES)]
         sites_at = window[0] + STAMPEDE_AFTER_S if stampede else start_at
         witness_out = workdir / "witnesses.json"
@@ -185,8 +193,13 @@ def run(n_sites: int, seconds: float, workdir: Path, stampede: bool = False, lay
     fps = [r["frames"] / max(1.0, window[1] - max(window[0], r["joined_at"] or window[1]))
            for r in sites]
     commands = [acked - sent for sent, acked in rtts]  # the moderator's commands under full load
+    content_fps = [r["content_frames"] / max(1.0, window[1] - max(window[0], r["joined_at"] or window[1]))
+                   for r in sites]
     return {
         "sites": n_sites, "seconds": seconds, "layers": layers, "poor_lines": poor,
+        "content": content,
+        "content_fps": {"min": round(min(content_fps), 1) if content_fps else None,
+                        "mean": round(sum(content_fps) / len(content_fps), 1) if content_fps else None},
         "joined": len(joins), "join_s": {"p50": pct(joins, 0.5), "p95": pct(joins, 0.95),
                                          "max": max(joins) if joins else None},
         "server_cpu_cores": round(cpu / seconds, 3),
@@ -267,6 +280,39 @@ def compare_layers(args: argparse.Namespace) -> None:
     print(json.dumps(report["second_layer_cost"]))
 
 
+def compare_content(args: argparse.Namespace) -> None:
+    runs = []
+    for content in (False, True):
+        with tempfile.TemporaryDirectory() as tmp:
+            runs.append(run(args.sites, args.seconds, Path(tmp), content=content))
+    off, on = ({k: v for k, v in r.items() if not k.startswith("_")} for r in runs)
+    report = {"content_off": off, "content_on": on,
+              "content_cost": {
+                  "server_cores": round(on["server_cpu_cores"] - off["server_cpu_cores"], 3),
+                  "ratio": round(on["server_cpu_cores"] / off["server_cpu_cores"], 3),
+                  "content_fps_mean": on["content_fps"]["mean"],
+                  "program_fps_min_on": on["program_fps"]["min"]},
+              "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}}
+    args.out.write_text(json.dumps(report, indent=2))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].bar(["nobody presents", "the hall presents"], [off["server_cpu_cores"], on["server_cpu_cores"]],
+                color=["#4a7fb5", "#c0803a"])
+    axes[0].set(title="server CPU", ylabel="cores")
+    axes[1].bar(range(len(runs[1]["_fps"])), runs[1]["_fps"], color="#3a9b5c", label="program")
+    axes[1].axhline(29, color="red", linewidth=1, linestyle="--")
+    axes[1].set(title="program fps per site while the hall presents", xlabel="site", ylabel="fps")
+    fig.suptitle(f"Content beside the program: {args.sites} lean sites, "
+                 f"x{report['content_cost']['ratio']} server cores")
+    fig.tight_layout()
+    fig.savefig(args.out.with_suffix(".png"), dpi=110)
+    print(json.dumps(report["content_cost"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -278,11 +324,16 @@ def main() -> None:
                         help="one run with one program layer, then one with two")
     parser.add_argument("--poor", type=int, default=None,
                         help="sites marked poor in the two-layer run (default: a third)")
+    parser.add_argument("--compare-content", action="store_true",
+                        help="one run with nobody presenting, then one with the hall presenting")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.compare_layers:
         compare_layers(args)
+        return
+    if args.compare_content:
+        compare_content(args)
         return
     with tempfile.TemporaryDirectory() as tmp:
         result = run(args.sites, args.seconds, Path(tmp), args.stampede)

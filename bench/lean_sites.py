@@ -2,8 +2,9 @@
 pre-encoded thumbnail and a tone (encoded once), stop sending the tone while muted (as the site
 page does: its audio encoding inactive), answer keyframe requests (PLI) as a browser's
 encoder would (the next frame is the clip's next keyframe), and count the program they receive without
-decoding it: packets, frames (marker bits), and the moments the program's source changes (a jump
-of the VP8 picture id).
+decoding it: packets, frames (marker bits), and the moments the program's source changes (a
+keyframe of another size: the hall's 1280x720 or 640x360 after a site's 320x180 thumbnail clip,
+or back; the bridge keeps the VP8 picture ids running across a switch, so they no longer tell).
 
     python -m bench.lean_sites --url URL --tokens FILE --window START END --out FILE
 """
@@ -25,7 +26,8 @@ from bench.cliptrack import ClipSource, ClipTrack
 from bench.receivers import negotiate
 from bridge.media.aiortc_adapter import restrict_host_addresses
 from bridge.media.rtcp import is_rtcp
-from bridge.media.rtp import parse_header, vp8_picture_id
+from bridge.media.rtp import parse_header, vp8_descriptor_size, vp8_frame_size, vp8_is_keyframe_start
+from bridge.media.sdp import media_ssrcs
 
 
 @dataclass
@@ -33,6 +35,7 @@ class SiteCounts:
     joined_at: float | None = None  # wall clock
     join_s: float | None = None
     frames: int = 0  # program frames inside the window
+    content_frames: int = 0  # presentation frames inside the window
     packets: int = 0
     switches: list[float] = field(default_factory=list)  # wall-clock times the source changed
     errors: list[str] = field(default_factory=list)
@@ -46,9 +49,10 @@ class LeanSite:
                                                      bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.counts = SiteCounts()
         self._video_pts: set[int] = set()
-        self._last_pid: int | None = None
+        self._last_size: tuple[int, int] | None = None  # of the program's last keyframe
         self._site: str | None = None
         self._microphone: ClipTrack | None = None
+        self._content_ssrc: int | None = None
 
     def _follow_mutes(self, state: dict[str, Any]) -> None:
         """Send the tone only while this site is not muted (a patch carries the whole section)."""
@@ -68,8 +72,9 @@ class LeanSite:
         lines = hello["media"]["lines"]
         self._site = (hello["you"].get("site") or {}).get("id")
         for line in lines:
-            # one picture, the thumbnail: the low line is offered inactive (no second layer)
-            if line["send"] and line.get("layer") != "low":
+            # one picture, the thumbnail: the low line is offered inactive (no second layer), the
+            # content line received only (a lean site never presents)
+            if line["send"] and line.get("layer") != "low" and line["slot"] != "content":
                 t = self.pc.addTransceiver(line["kind"], direction="sendrecv" if line["slot"] else "sendonly")
                 track = self.source.track(line["kind"])
                 t.sender.replaceTrack(track)
@@ -80,6 +85,10 @@ class LeanSite:
                 self.pc.addTransceiver(line["kind"], direction="recvonly" if line["slot"] else "inactive")
         self._follow_mutes(hello["state"])
         await negotiate(self.pc, self.sio, self._video_pts, self._tap, connect_timeout=30)
+        slots = [line["slot"] for line in lines]
+        if "content" in slots:  # the bridge's content SSRC, told apart from the program's
+            ssrcs = media_ssrcs(self.pc.remoteDescription.sdp)[slots.index("content")]
+            self._content_ssrc = ssrcs[0] if ssrcs else None
         self.counts.joined_at = time.time()
         self.counts.join_s = time.time() - started
 
@@ -102,11 +111,17 @@ class LeanSite:
             header = parse_header(plain)
             if header is None:
                 return
-            pid = vp8_picture_id(memoryview(plain)[header.payload_offset :])
-            if pid is not None:
-                if self._last_pid is not None and (pid - self._last_pid) % 0x8000 > 1:
-                    counts.switches.append(time.time())
-                self._last_pid = pid
+            if int.from_bytes(plain[8:12], "big") == self._content_ssrc:
+                if start <= time.time() < end:
+                    counts.content_frames += header.marker
+                return
+            payload = plain[header.payload_offset :]
+            if vp8_is_keyframe_start(payload):  # a source change: a keyframe of another size
+                size = vp8_frame_size(payload[vp8_descriptor_size(payload) :])
+                if size is not None:
+                    if self._last_size is not None and size != self._last_size:
+                        counts.switches.append(time.time())
+                    self._last_size = size
             if start <= time.time() < end:
                 counts.packets += 1
                 counts.frames += header.marker

@@ -50,8 +50,9 @@ READ_CODE = """(id) => {
   return code;
 }"""
 
-# A slide deck in the page: a 1280x720 canvas whose strip shows the current slide's code, captured
-# at 10 fps; window.slide(code) turns the page.
+# A slide deck in the page: a 1280x720 canvas whose strip shows the current slide's code, painted
+# only when window.slide(code) turns the page — a still slide, like an idle shared screen, makes
+# no frames by itself (the late joiner's slide comes from the share path's relay).
 SLIDE_DECK = """(code) => {
   const c = Object.assign(document.createElement('canvas'), { width: 1280, height: 720 });
   const g = c.getContext('2d');
@@ -65,9 +66,8 @@ SLIDE_DECK = """(code) => {
     g.fillStyle = '#ffffff'; g.font = '64px sans-serif';
     g.fillText('Báo cáo tổng kết — trang ' + n, 80, 360);
   };
-  window.slide(code);
-  setInterval(() => { g.fillStyle = '#203050'; g.fillRect(0, 700, 1280, 20); }, 100);  // a live canvas
-  window.deck = c.captureStream(10).getVideoTracks()[0];
+  window.deck = c.captureStream(15).getVideoTracks()[0];
+  window.slide(code);  // after the capture started: a canvas is captured when it is painted
   return true;
 }"""
 

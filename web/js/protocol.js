@@ -245,7 +245,7 @@ export class BridgeClient extends EventTarget {
     const lines = this.mediaPlan.lines;
     const transceivers = lines.map((line) => {
       if (line.slot === CONTENT) {  // sendrecv with no track: a shared screen goes on it later
-        const track = line.send ? this._content && this._content.track : null;
+        const track = line.send ? this._content && this._content.sent : null;
         const tr = pc.addTransceiver(track || "video", { direction: line.send ? "sendrecv" : "recvonly" });
         if (line.send) this.senders.content = tr.sender;
         preferCodec(tr, "video/VP8");
@@ -291,25 +291,22 @@ export class BridgeClient extends EventTarget {
     if (!sender) throw Object.assign(new Error("no content line"), { code: "bad_request" });
     const previous = this._content;
     if ("contentHint" in track && !track.contentHint) track.contentHint = source === "screen" ? "detail" : "motion";
-    this._content = { track, source, version: Infinity };  // not ours to stop until the token is
-    await sender.replaceTrack(track);
+    const fresh = keepFresh(track);
+    // not ours to stop until the token is (version: the state that names us presenter)
+    this._content = { track, sent: fresh.track, stop: fresh.stop, source, version: Infinity };
+    await sender.replaceTrack(fresh.track);
     await this._encodeContent(sender);
     let reply;
     try {
       reply = await this.request("present:start", { source });
     } catch (err) {
-      if (previous) {
-        this._content = previous;
-        await sender.replaceTrack(previous.track);
-      } else {
-        this._content = null;
-        await sender.replaceTrack(null);
-      }
-      if (track !== (previous && previous.track)) track.stop();
+      this._content = previous;
+      await sender.replaceTrack(previous ? previous.sent : null);
+      fresh.stop();
       throw err;
     }
-    if (previous && previous.track !== track) previous.track.stop();
-    this._content = { track, source, version: reply.version };
+    if (previous) previous.stop();
+    this._content.version = reply.version;
     track.addEventListener("ended", () => { if (this._content && this._content.track === track) this.stopPresenting(); });
     this._emit("presenting", { source });
     return reply;
@@ -321,7 +318,7 @@ export class BridgeClient extends EventTarget {
     const content = this._content;
     if (!content) return;
     this._content = null;
-    content.track.stop();
+    content.stop();
     if (this.senders && this.senders.content) await this.senders.content.replaceTrack(null);
     this._emit("presenting", null);
     if (!tokenGone) await this.request("present:stop", {}).catch(() => {});
@@ -421,6 +418,62 @@ export class BridgeClient extends EventTarget {
   }
 
   _emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+}
+
+// A still slide or an idle screen makes no frames, and an encoder cannot answer a keyframe
+// request (a late joiner, a switch of presenter, a repair) without one: a site would wait for the
+// next slide. Where the browser can (MediaStreamTrackProcessor/Generator, Chromium), the content
+// goes through a relay that writes the last frame again after IDLE_REPEAT_MS without a new one
+// (which also lets the encoder sharpen a still slide). { track: what to send, stop() }.
+export const IDLE_REPEAT_MS = 200;
+export function keepFresh(track) {
+  const plain = { track, stop: () => track.stop() };
+  if (typeof MediaStreamTrackProcessor === "undefined" || typeof MediaStreamTrackGenerator === "undefined"
+      || track.kind !== "video") return plain;
+  let generator;
+  try {
+    generator = new MediaStreamTrackGenerator({ kind: "video" });
+  } catch (err) { return plain; }
+  generator.contentHint = track.contentHint;
+  const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+  const writer = generator.writable.getWriter();
+  let last = null;
+  let lastAt = 0;
+  let stopped = false;
+  let stamp = 0;  // microseconds, increasing: real and repeated frames in one order
+  const write = (frame) => {
+    stamp = Math.max(stamp + 1, Math.round(performance.now() * 1000));
+    const out = new VideoFrame(frame, { timestamp: stamp });
+    writer.write(out).catch(() => out.close());
+  };
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(timer);
+    if (last) { last.close(); last = null; }
+    reader.cancel().catch(() => {});
+    writer.close().catch(() => {});
+    generator.stop();
+    track.stop();
+  };
+  const timer = setInterval(() => {
+    if (!stopped && last && performance.now() - lastAt >= IDLE_REPEAT_MS) {
+      lastAt = performance.now();
+      write(last);
+    }
+  }, IDLE_REPEAT_MS / 2);
+  (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ done: true }));
+      if (done || stopped) { if (value) value.close(); break; }
+      if (last) last.close();
+      last = value;
+      lastAt = performance.now();
+      write(value);
+    }
+    stop();
+  })();
+  return { track: generator, stop };
 }
 
 function preferCodec(transceiver, mime) {
