@@ -2,7 +2,8 @@
 showing a code), a remote site's page shows it large on the content slot while its program picture
 (picture-in-picture) still shows the hall's camera; a site that joins late shows the current slide;
 the moderator's revoke blanks it everywhere; a site without a grant is refused; once granted it
-shares its screen (the browser's screen picker, Chromium's fake screen here) and the hall sees it.
+shares its screen (the browser's screen picker, Chromium's fake screen here) and the hall sees it;
+the technician cuts it from the console; the hall presents a capture input (its camera here).
 """
 
 from __future__ import annotations
@@ -210,6 +211,13 @@ async def test_slides_beside_the_speaker_late_joiner_revoke_and_a_granted_site(
         await site.wait_for_selector("#share-stop", state="hidden", timeout=5_000)
         await hall.wait_for_selector("#content", state="hidden", timeout=int(REVOKE_S * 3 * 1000))
         assert server.bridge.conference.control.content.presenter is None
+
+        # the hall presents its second camera / capture input (here its one fake camera, whose
+        # picture carries the hall's code): the sites see it on the content slot
+        await hall.click("#share-camera")
+        await hall.wait_for_selector("#share[data-presenting='camera']", timeout=10_000)
+        await wait_code(late, "content", CODE_HALL, 10_000)
+        assert server.bridge.conference.control.content.source == "camera"
         print(f"late joiner's first slide {late_s * 1000:.0f} ms after its media connected;"
               f" revoke blanked both sites in {blank_s * 1000:.0f} ms")
         assert late_s < LATE_JOINER_S, f"the late joiner's slide after {late_s:.2f} s"
