@@ -102,6 +102,11 @@ class StateKeeper:
                 await self._reload("start")  # another process stored it first
         except (StoreUnavailable, VersionConflict) as exc:
             log.warning("state store not ready at start: %s", exc)
+        # a first heartbeat before this process serves a page: one killed within its first
+        # second (before the health loop's first beat) still leaves its last sign of life, and
+        # the others end its sites' attendance there, not when they first noticed it
+        with contextlib.suppress(StoreUnavailable, StoreLost):
+            await self.store.beat(self._clock())
         self._tasks = [asyncio.create_task(self._work(), name="state-keeper"),
                        asyncio.create_task(self._watch(), name="state-health")]
 

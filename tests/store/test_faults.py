@@ -262,9 +262,11 @@ async def test_sites_of_a_killed_process_go_offline_after_the_grace(tmp_path: Pa
                 _, end = document["attendance"][HN]["intervals"][-1]
                 audit = (await mod.call("audit:get", {}))["entries"]
                 assert end is not None and killed - 2.5 <= end <= killed + 0.5, \
-                    (end - killed, "the gap starts at the dead process's last beat",
-                     document["attendance"][HN], document["sites"][HN],
-                     [e for e in audit if e.get("target") == HN][-4:])
+                    json.dumps({"end_after_kill": end - killed, "killed": killed,
+                                "why": "the gap starts at the dead process's last beat",
+                                "attendance": document["attendance"][HN], "site": document["sites"][HN],
+                                "audit": [e for e in audit if e.get("target") == HN][-4:]},
+                               ensure_ascii=False)
                 assert any(e["action"] == "floor:revoked" and e["target"] == HN for e in audit)
     finally:
         await hn.close()

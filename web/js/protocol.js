@@ -293,7 +293,8 @@ export class BridgeClient extends EventTarget {
     if ("contentHint" in track && !track.contentHint) track.contentHint = source === "screen" ? "detail" : "motion";
     const fresh = keepFresh(track);
     // not ours to stop until the token is (version: the state that names us presenter)
-    this._content = { track, sent: fresh.track, stop: fresh.stop, source, version: Infinity };
+    this._content = { track, sent: fresh.track, stop: fresh.stop, stopRelay: fresh.stopRelay, source,
+                      version: Infinity };
     await sender.replaceTrack(fresh.track);
     await this._encodeContent(sender);
     let reply;
@@ -302,10 +303,10 @@ export class BridgeClient extends EventTarget {
     } catch (err) {
       this._content = previous;
       await sender.replaceTrack(previous ? previous.sent : null);
-      fresh.stop();
+      (previous && previous.track === track ? fresh.stopRelay : fresh.stop)();
       throw err;
     }
-    if (previous) previous.stop();
+    if (previous) (previous.track === track ? previous.stopRelay : previous.stop)();  // a switch of source
     this._content.version = reply.version;
     track.addEventListener("ended", () => { if (this._content && this._content.track === track) this.stopPresenting(); });
     this._emit("presenting", { source });
@@ -424,10 +425,11 @@ export class BridgeClient extends EventTarget {
 // request (a late joiner, a switch of presenter, a repair) without one: a site would wait for the
 // next slide. Where the browser can (MediaStreamTrackProcessor/Generator, Chromium), the content
 // goes through a relay that writes the last frame again after IDLE_REPEAT_MS without a new one
-// (which also lets the encoder sharpen a still slide). { track: what to send, stop() }.
+// (which also lets the encoder sharpen a still slide). { track: what to send, stop() (the relay
+// and the source), stopRelay() (the relay only) }.
 export const IDLE_REPEAT_MS = 200;
 export function keepFresh(track) {
-  const plain = { track, stop: () => track.stop() };
+  const plain = { track, stop: () => track.stop(), stopRelay: () => {} };
   if (typeof MediaStreamTrackProcessor === "undefined" || typeof MediaStreamTrackGenerator === "undefined"
       || track.kind !== "video") return plain;
   let generator;
@@ -446,6 +448,7 @@ export function keepFresh(track) {
     const out = new VideoFrame(frame, { timestamp: stamp });
     writer.write(out).catch(() => out.close());
   };
+  let keepSource = false;
   const stop = () => {
     if (stopped) return;
     stopped = true;
@@ -454,8 +457,9 @@ export function keepFresh(track) {
     reader.cancel().catch(() => {});
     writer.close().catch(() => {});
     generator.stop();
-    track.stop();
+    if (!keepSource) track.stop();
   };
+  const stopRelay = () => { keepSource = true; stop(); };
   const timer = setInterval(() => {
     if (!stopped && last && performance.now() - lastAt >= IDLE_REPEAT_MS) {
       lastAt = performance.now();
@@ -473,7 +477,7 @@ export function keepFresh(track) {
     }
     stop();
   })();
-  return { track: generator, stop };
+  return { track: generator, stop, stopRelay };
 }
 
 function preferCodec(transceiver, mime) {
