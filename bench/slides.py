@@ -38,6 +38,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from bench.impair import CHROMIUM, FLAGS, bench_settings, write_y4m
 from bench.probe import pct
+from bench.sim.synthetic import STRIP_CODE_JS
 from bridge.roles import Role
 from signaling.app import BRIDGE, create_app
 
@@ -55,19 +56,7 @@ WATCH = """(id) => {
   const c = document.createElement('canvas');
   const g = c.getContext('2d', { willReadFrequently: true });
   let last = null;
-  const read = () => {
-    const cw = Math.floor(c.width / 16), ch = Math.max(8, Math.floor(c.height / 12));
-    const bright = (i) => {
-      const d = g.getImageData(i * cw + cw / 4, ch / 4, cw / 2, ch / 2).data;
-      let sum = 0;
-      for (let k = 0; k < d.length; k += 4) sum += 0.299 * d[k] + 0.587 * d[k + 1] + 0.114 * d[k + 2];
-      return sum / (d.length / 4) > 128;
-    };
-    if (!bright(0) || bright(1)) return null;
-    let code = 0;
-    for (let b = 0; b < 12; b++) if (bright(2 + b)) code |= 1 << b;
-    return code;
-  };
+  const read = () => (STRIP)(g, c.width, c.height);
   const step = () => {
     const now = Date.now();
     if (v.videoWidth) {
@@ -81,7 +70,7 @@ WATCH = """(id) => {
   };
   v.requestVideoFrameCallback(step);
   return true;
-}"""
+}""".replace("STRIP", STRIP_CODE_JS)
 
 # The deck: a canvas painted only when the slide changes; window.slide(n) paints slide n and
 # returns the wall clock it did. window.deck is its captured track.

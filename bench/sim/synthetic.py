@@ -82,6 +82,23 @@ def read_code(luma: np.ndarray) -> int | None:
     return sum(1 << b for b in range(CODE_BITS) if bright(*cells[2 + b]))
 
 
+# read_code for a page: the code in the picture drawn on a 2D canvas context `g` (width x height),
+# or null. Its cells are the strip's on a 16-column grid, as the pages' canvases and cards draw it.
+STRIP_CODE_JS = """(g, width, height) => {
+  const cw = Math.floor(width / 16), ch = Math.max(8, Math.floor(height / 12));
+  const bright = (i) => {
+    const d = g.getImageData(i * cw + cw / 4, ch / 4, cw / 2, ch / 2).data;
+    let sum = 0;
+    for (let k = 0; k < d.length; k += 4) sum += 0.299 * d[k] + 0.587 * d[k + 1] + 0.114 * d[k + 2];
+    return sum / (d.length / 4) > 128;
+  };
+  if (!bright(0) || bright(1)) return null;
+  let code = 0;
+  for (let b = 0; b < 12; b++) if (bright(2 + b)) code |= 1 << b;
+  return code;
+}"""
+
+
 class SyntheticVideo(MediaStreamTrack):
     kind = "video"
 

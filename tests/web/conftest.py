@@ -11,11 +11,22 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from bench.sim.synthetic import STRIP_CODE_JS
 from signaling.settings import Settings
 from tests.conftest import TURN_SECRET, RunningServer, running
 
 CHROMIUM = os.environ.get("HALLBRIDGE_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+# The code of the picture video element `id` shows now (bench.sim.synthetic's strip), or null.
+READ_CODE = f"""(id) => {{
+  const v = document.getElementById(id);
+  if (!v || !v.videoWidth) return null;
+  const c = document.createElement('canvas');
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  const g = c.getContext('2d');
+  g.drawImage(v, 0, 0);
+  return ({STRIP_CODE_JS})(g, c.width, c.height);
+}}"""
 FLAGS = [
     "--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection", "--disable-background-networking",

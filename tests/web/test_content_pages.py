@@ -19,7 +19,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from bridge.roles import Role
 from signaling.settings import Settings
 from tests.conftest import RunningServer, running
-from tests.web.conftest import CHROMIUM, FLAGS
+from tests.web.conftest import CHROMIUM, FLAGS, READ_CODE
 from tests.web.test_meeting_pages import write_y4m
 
 pytestmark = pytest.mark.browser
@@ -28,28 +28,6 @@ CODE_HALL, CODE_A = 1234, 2002
 SLIDES = (3001, 3002, 3003)
 LATE_JOINER_S = 2.0  # the issue's bounds: a late joiner's first slide, a revoke blanking it
 REVOKE_S = 1.0
-
-# The code of the picture in video element `id` (the identity strip of bench.sim.synthetic's
-# cards: a white cell, a black one, then 12 bits), or null.
-READ_CODE = """(id) => {
-  const v = document.getElementById(id);
-  if (!v || !v.videoWidth) return null;
-  const c = document.createElement('canvas');
-  c.width = v.videoWidth; c.height = v.videoHeight;
-  const g = c.getContext('2d');
-  g.drawImage(v, 0, 0);
-  const cw = Math.floor(c.width / 16), ch = Math.max(8, Math.floor(c.height / 12));
-  const bright = (i) => {
-    const d = g.getImageData(i * cw + cw / 4, ch / 4, cw / 2, ch / 2).data;
-    let sum = 0;
-    for (let k = 0; k < d.length; k += 4) sum += 0.299 * d[k] + 0.587 * d[k + 1] + 0.114 * d[k + 2];
-    return sum / (d.length / 4) > 128;
-  };
-  if (!bright(0) || bright(1)) return null;
-  let code = 0;
-  for (let b = 0; b < 12; b++) if (bright(2 + b)) code |= 1 << b;
-  return code;
-}"""
 
 # A slide deck in the page: a 1280x720 canvas whose strip shows the current slide's code, painted
 # only when window.slide(code) turns the page — a still slide, like an idle shared screen, makes

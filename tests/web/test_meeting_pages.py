@@ -15,30 +15,11 @@ from playwright.async_api import Browser, Page, async_playwright
 from bench.sim.synthetic import render_card
 from bridge.roles import Role
 from tests.conftest import RunningServer
-from tests.web.conftest import CHROMIUM, FLAGS
+from tests.web.conftest import CHROMIUM, FLAGS, READ_CODE
 
 pytestmark = pytest.mark.browser
 A, B = "stttt-hai-duong", "stttt-lam-dong"
 CODE_A, CODE_B = 1001, 2002
-READ_CODE = """() => {
-  const v = document.getElementById('program');
-  if (!v || !v.videoWidth) return null;
-  const c = document.createElement('canvas');
-  c.width = v.videoWidth; c.height = v.videoHeight;
-  const g = c.getContext('2d');
-  g.drawImage(v, 0, 0);
-  const cw = Math.floor(c.width / 16), ch = Math.max(8, Math.floor(c.height / 12));
-  const bright = (i) => {
-    const d = g.getImageData(i * cw + cw / 4, ch / 4, cw / 2, ch / 2).data;
-    let sum = 0;
-    for (let k = 0; k < d.length; k += 4) sum += 0.299 * d[k] + 0.587 * d[k + 1] + 0.114 * d[k + 2];
-    return sum / (d.length / 4) > 128;
-  };
-  if (!bright(0) || bright(1)) return null;
-  let code = 0;
-  for (let b = 0; b < 12; b++) if (bright(2 + b)) code |= 1 << b;
-  return code;
-}"""
 
 
 def write_y4m(path: Path, name: str, code: int, width: int = 640, height: int = 360) -> Path:
@@ -101,7 +82,8 @@ async def test_a_meeting_across_the_three_pages(server: RunningServer, browsers:
         await moderator.wait_for_selector(f"#queue li[data-site='{A}']")
         await moderator.click(f"#queue li[data-site='{A}'] button:text('Cho phát biểu')")
         await page_b.wait_for_selector(f"#caption[data-program='{A}']", timeout=5_000)
-        await page_b.wait_for_function(f"() => ({READ_CODE})() === {CODE_A}", timeout=10_000, polling=200)
+        await page_b.wait_for_function(f"() => ({READ_CODE})('program') === {CODE_A}",
+                                       timeout=10_000, polling=200)
         await page_a.wait_for_selector("#mute-state[data-muted='false']")
         assert server.bridge.conference.control.floor.holders.keys() == {A}
         # the console: A's tile is live, with its thumbnail playing and its meter moving

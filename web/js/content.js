@@ -121,9 +121,19 @@ export function shareControls(client, els, isHall) {
   els.stop.addEventListener("click", () => client.stopPresenting().then(render));
   client.addEventListener("state", render);
   client.addEventListener("presenting", render);
-  client.addEventListener("welcome", () => {
-    fillPickers(els.device, document.createElement("select")).catch(() => {});
-  });
+  client.addEventListener("welcome", () => { fillPickers(els.device, null).catch(() => {}); });
   // a test (or an embedding page) presents a track it made itself: a canvas, a file
   return { render, share: (track, source = "screen") => share(async () => track, source) };
+}
+
+// The site and hall pages' presentation, by their elements' ids: the view and (a publisher's)
+// share controls. { render, share(track, source) }.
+export function pagePresentation(client, isHall) {
+  const $ = (id) => document.getElementById(id);
+  const view = contentView(client, { stage: $("stage"), content: $("content"), program: $("program"),
+                                     swap: $("swap"), caption: $("content-caption") });
+  const controls = shareControls(client, { panel: $("share"), screen: $("share-screen"), camera: $("share-camera"),
+                                           device: $("share-device"), stop: $("share-stop"),
+                                           preview: $("share-preview"), status: $("share-status") }, isHall);
+  return { render: () => { view(); controls.render(); }, share: controls.share };
 }

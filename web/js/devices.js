@@ -3,6 +3,7 @@
 export async function fillPickers(cameraSelect, microphoneSelect) {
   const devices = await navigator.mediaDevices.enumerateDevices();
   for (const [kind, select] of [["videoinput", cameraSelect], ["audioinput", microphoneSelect]]) {
+    if (!select) continue;
     select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) =>
       Object.assign(document.createElement("option"), { value: d.deviceId, textContent: d.label || `${kind} ${i + 1}` })));
   }

@@ -2,22 +2,17 @@
 import { BridgeClient, takeToken } from "/js/protocol.js";
 import { t, langToggle } from "/js/i18n.js";
 import { fillPickers, openDevice } from "/js/devices.js";
-import { contentView, shareControls } from "/js/content.js";
+import { pagePresentation } from "/js/content.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new BridgeClient({ token: takeToken() });
 // the hall presents without a grant (its presentation PC on a capture card, or a shared screen)
-const renderContent = contentView(client, { stage: $("stage"), content: $("content"), program: $("program"),
-                                            swap: $("swap"), caption: $("content-caption") });
-const sharing = shareControls(client, { panel: $("share"), screen: $("share-screen"), camera: $("share-camera"),
-                                        device: $("share-device"), stop: $("share-stop"),
-                                        preview: $("share-preview"), status: $("share-status") }, true);
-window.hallbridge = { client, share: sharing.share };
+const presentation = pagePresentation(client, true);
+window.hallbridge = { client, share: presentation.share };
 let state = "new";
 const render = () => {
   $("media").textContent = state === "connected" ? t("hall.publishing") : t(`media.${state}`);
-  renderContent();
-  sharing.render();
+  presentation.render();
 };
 
 client.addEventListener("media", (e) => { state = e.detail.state; render(); });

@@ -3,16 +3,12 @@
 import { BridgeClient, takeToken } from "/js/protocol.js";
 import { t, langToggle } from "/js/i18n.js";
 import { fillPickers, openDevice } from "/js/devices.js";
-import { contentView, shareControls } from "/js/content.js";
+import { pagePresentation } from "/js/content.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new BridgeClient({ token: takeToken() });
-const renderContent = contentView(client, { stage: $("stage"), content: $("content"), program: $("program"),
-                                            swap: $("swap"), caption: $("content-caption") });
-const sharing = shareControls(client, { panel: $("share"), screen: $("share-screen"), camera: $("share-camera"),
-                                        device: $("share-device"), stop: $("share-stop"),
-                                        preview: $("share-preview"), status: $("share-status") }, false);
-window.hallbridge = { client, share: sharing.share };
+const presentation = pagePresentation(client, false);
+window.hallbridge = { client, share: presentation.share };
 let mediaState = "new";
 let connected = null;
 let stream = null;
@@ -28,8 +24,7 @@ function send(event, payload) {
 function render() {
   $("conn").textContent = connected === null ? t("conn.connecting") : connected ? t("conn.connected") : t("conn.lost");
   $("media").textContent = t(`media.${mediaState}`);
-  renderContent();
-  sharing.render();
+  presentation.render();
   const s = client.state;
   if (client.me) {
     $("me").textContent = client.me.site ? client.me.site.name : t("site.observer");
