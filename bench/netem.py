@@ -8,9 +8,12 @@ address as destination (or the port as source), one from the site the address as
 port as destination). Both directions are impaired, the way a provincial line is:
 - the rate cap: an HTB class per direction, its queue holding about `QUEUE_S` at that rate
   (a provincial router's buffer, not an unbounded one that turns a cap into seconds of delay);
-- delay and jitter: a netem queue under the class; they need the kernel's `sch_netem`, and
-  where it is missing (this project's CI kernel has HTB, TBF and blackhole but no netem) `set`
-  raises `NetemUnavailable` naming it;
+- delay and jitter: a netem queue under the class, with the kernel's `sch_netem`; where it is
+  missing (this project's CI kernel has HTB, TBF and blackhole but no netem), a browser page's
+  line that names the page's own port too (`Site(port=…, peer=…)`) goes through a user-space
+  delay line (bench.delayline, a process of its own) steered by stateless nftables port
+  rewrites, so that neither end sees another address; for any other line `set` raises
+  `NetemUnavailable` naming the module;
 - loss: an nftables rule per direction that drops that share of the site's packets at random
   (`numgen random`), on every kernel with nf_tables; netem's loss only where nft is missing.
 Traffic between other addresses and ports takes the default class at full speed.
@@ -24,8 +27,11 @@ Traffic between other addresses and ports takes the default class at full speed.
 from __future__ import annotations
 
 import ipaddress
+import json
 import shutil
+import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -47,7 +53,10 @@ class Impairment:
     rate_kbit: int | None = None  # each way; None: no cap
 
     def needs_netem(self, nft: bool = True) -> bool:
-        return bool(self.delay_ms or self.jitter_ms or (self.loss_pct and not nft))
+        return bool(self.delayed() or (self.loss_pct and not nft))
+
+    def delayed(self) -> bool:
+        return bool(self.delay_ms or self.jitter_ms)
 
     def queue_packets(self) -> int:
         if not self.rate_kbit:
@@ -71,18 +80,22 @@ class Impairment:
 @dataclass(frozen=True, slots=True)
 class Site:
     """Where a site's packets are recognised: its loopback address, or the bridge's UDP port of
-    its media connection."""
+    its media connection (and, for a delay line, the page's own port of it: `peer`)."""
 
     address: str | None = None
     port: int | None = None
+    peer: int | None = None
 
     def __post_init__(self) -> None:
         if (self.address is None) == (self.port is None):
             raise ValueError("a site line is an address or a port")
         if self.address is not None and not ipaddress.IPv4Address(self.address).is_loopback:
             raise ValueError(f"{self.address} is not a loopback address")
-        if self.port is not None and not 0 < self.port < 65536:
-            raise ValueError(f"{self.port} is not a UDP port")
+        for port in (self.port, self.peer):
+            if port is not None and not 0 < port < 65536:
+                raise ValueError(f"{port} is not a UDP port")
+        if self.peer is not None and self.port is None:
+            raise ValueError("a peer port belongs to a bridge port's line")
 
     def u32(self, towards: bool) -> list[str]:
         """tc u32 match arguments for packets towards the site (or from it)."""
@@ -90,10 +103,12 @@ class Site:
             return ["ip", "dst" if towards else "src", f"{self.address}/32"]
         return ["ip", "sport" if towards else "dport", str(self.port), "0xffff"]
 
-    def nft(self, towards: bool) -> list[str]:
+    def nft(self, towards: bool, relay: int | None = None) -> list[str]:
         if self.address is not None:
             return ["ip", "daddr" if towards else "saddr", self.address]
-        return ["udp", "sport" if towards else "dport", str(self.port)]
+        # the bridge's packets on their way into a delay line are not the line's last leg
+        skip = ["udp", "dport", "!=", str(relay)] if towards and relay else []
+        return ["udp", "sport" if towards else "dport", str(self.port), *skip]
 
 
 def as_site(target: str | Site) -> Site:
@@ -109,7 +124,10 @@ def commands_install(nft: bool = False) -> list[list[str]]:
         # drops there are silent to the sender (a drop on output fails its sendto with EPERM)
         out += [["nft", "add", "table", "inet", NFT_TABLE],
                 ["nft", "add", "chain", "inet", NFT_TABLE, "loss",
-                 "{ type filter hook prerouting priority 0; policy accept; }"]]
+                 "{ type filter hook prerouting priority 0; policy accept; }"],
+                # before conntrack and the routing of locally sent packets: delay lines' rewrites
+                ["nft", "add", "chain", "inet", NFT_TABLE, "steer",
+                 "{ type filter hook output priority -300; policy accept; }"]]
     return out
 
 
@@ -136,7 +154,7 @@ def commands_set(target: str | Site, index: int, line: Impairment, first: bool,
     return out
 
 
-def commands_loss(lines: dict[Site, Impairment]) -> list[list[str]]:
+def commands_loss(lines: dict[Site, Impairment], relays: dict[Site, int] | None = None) -> list[list[str]]:
     """The nftables loss rules for every line (the chain rewritten whole)."""
     out = [["nft", "flush", "chain", "inet", NFT_TABLE, "loss"]]
     for site, line in lines.items():
@@ -144,9 +162,56 @@ def commands_loss(lines: dict[Site, Impairment]) -> list[list[str]]:
             continue
         per_10k = round(line.loss_pct * 100)
         for towards in (True, False):
-            out.append(["nft", "add", "rule", "inet", NFT_TABLE, "loss", *site.nft(towards),
+            out.append(["nft", "add", "rule", "inet", NFT_TABLE, "loss",
+                        *site.nft(towards, (relays or {}).get(site)),
                         "numgen", "random", "mod", "10000", "<", str(per_10k), "drop"])
     return out
+
+
+def commands_steer(relays: dict[Site, int]) -> list[list[str]]:
+    """Stateless port rewrites that pass each delayed flow through its delay line on port R,
+    neither end seeing another address (the chain rewritten whole). What the line sends on is
+    written as from the flow's other end and accepted at once; what either end sends the other
+    goes to the line."""
+    out = [["nft", "flush", "chain", "inet", NFT_TABLE, "steer"]]
+    rule = ["nft", "add", "rule", "inet", NFT_TABLE, "steer"]
+    for site, relay in relays.items():
+        bridge, peer, r = str(site.port), str(site.peer), str(relay)
+        out += [[*rule, "udp", "sport", r, "udp", "dport", bridge, "udp", "sport", "set", peer, "accept"],
+                [*rule, "udp", "sport", r, "udp", "dport", peer, "udp", "sport", "set", bridge, "accept"],
+                [*rule, "udp", "sport", peer, "udp", "dport", bridge, "udp", "dport", "set", r, "accept"],
+                [*rule, "udp", "sport", bridge, "udp", "dport", peer, "udp", "dport", "set", r, "accept"]]
+    return out
+
+
+class DelayLineProcess:
+    """One flow's delay line (bench.delayline), a process of its own on a free port."""
+
+    def __init__(self, site: Site, line: Impairment) -> None:
+        assert site.port is not None and site.peer is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.delayline", "--port", str(self.port), "--bridge", str(site.port),
+             "--peer", str(site.peer), "--delay-ms", str(line.delay_ms), "--jitter-ms", str(line.jitter_ms)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            self.process.kill()
+            raise RuntimeError("the delay line did not start")
+
+    def stop(self) -> dict[str, object]:
+        """Stop it; what it passed and dropped each way."""
+        try:
+            out, _ = self.process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return {}
+        try:
+            return dict(json.loads(out.strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            return {}
 
 
 class Impairments:
@@ -155,6 +220,8 @@ class Impairments:
     def __init__(self) -> None:
         self._sites: dict[Site, int] = {}
         self._lines: dict[Site, Impairment] = {}
+        self._delays: dict[Site, DelayLineProcess] = {}
+        self.delay_counts: dict[Site, dict[str, object]] = {}  # the last delay line's, per site
         self.nft = shutil.which("nft") is not None
 
     def __enter__(self) -> Impairments:
@@ -165,22 +232,50 @@ class Impairments:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  trace: TracebackType | None) -> None:
         subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], capture_output=True)
+        for site in list(self._delays):
+            self.delay_counts[site] = self._delays.pop(site).stop()
         if self.nft:
             subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True)
 
+    def can_delay(self, target: str | Site) -> bool:
+        """Whether delay and jitter can be emulated on this line here."""
+        site = as_site(target)
+        return netem_available() or (self.nft and site.peer is not None)
+
     def set(self, target: str | Site, line: Impairment) -> None:
         site = as_site(target)
-        if line.needs_netem(self.nft) and not netem_available():
+        by_line = line.delayed() and not netem_available() and self.can_delay(site)
+        if line.needs_netem(self.nft) and not netem_available() and not by_line:
             raise NetemUnavailable("this kernel has no sch_netem: delay and jitter cannot be "
-                                   "emulated here (rate caps and loss can)")
+                                   "emulated here (rate caps and loss can; a browser page's line "
+                                   "named with its peer port goes through a delay line)")
+        if site in self._delays:  # off the old delay line first (rules, then the process)
+            self._steer_without(site)
         first = site not in self._sites
         index = self._sites.setdefault(site, len(self._sites) + 1)
-        for command in commands_set(site, index, line, first, self.nft):
+        kernel_line = Impairment(loss_pct=line.loss_pct, rate_kbit=line.rate_kbit) if by_line else line
+        for command in commands_set(site, index, kernel_line, first, self.nft):
             _run(command)
+        if by_line:
+            delay = self._delays[site] = DelayLineProcess(site, line)
+            # the leg into the delay line is not the line: it takes the default class
+            _run(["tc", "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+                  "match", "ip", "dport", str(delay.port), "0xffff", "flowid", "1:1"])
+            for command in commands_steer(self._relays()):
+                _run(command)
         self._lines[site] = line
         if self.nft:
-            for command in commands_loss(self._lines):
+            for command in commands_loss(self._lines, self._relays()):
                 _run(command)
+
+    def _relays(self) -> dict[Site, int]:
+        return {site: delay.port for site, delay in self._delays.items()}
+
+    def _steer_without(self, site: Site) -> None:
+        delay = self._delays.pop(site)
+        for command in commands_steer(self._relays()):
+            _run(command)
+        self.delay_counts[site] = delay.stop()
 
 
 _NETEM: bool | None = None

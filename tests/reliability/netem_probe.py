@@ -18,13 +18,14 @@ from bench.netem import Impairment, Impairments, NetemUnavailable, Site
 
 ECHO = ("127.0.0.1", 47999)
 PORT_LINE = 47998
+DELAYED_BRIDGE, DELAYED_PAGE = 47997, 47996  # a page's flow through a delay line
 PINGS = 300
 PING_EVERY_S = 0.01
 
 
-def echo(stop: threading.Event) -> None:
+def echo(stop: threading.Event, where: tuple[str, int] = ECHO) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(ECHO)
+        s.bind(where)
         s.settimeout(0.2)
         while not stop.is_set():
             try:
@@ -35,10 +36,11 @@ def echo(stop: threading.Event) -> None:
                 s.sendto(data, addr)
 
 
-def ping(address: str) -> dict[str, float]:
+def ping(address: str, port: int = 0, to: tuple[str, int] = ECHO) -> dict[str, float]:
     rtts: list[float] = []
+    strangers = 0  # replies from anywhere but `to`
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((address, 0))
+        s.bind((address, port))
         s.setblocking(False)
         sent: dict[int, float] = {}
         end = time.monotonic() + PINGS * PING_EVERY_S + 1.0
@@ -46,18 +48,22 @@ def ping(address: str) -> dict[str, float]:
         while time.monotonic() < end:
             if n < PINGS:
                 sent[n] = time.monotonic()
-                s.sendto(b"p" + n.to_bytes(4, "big"), ECHO)
+                s.sendto(b"p" + n.to_bytes(4, "big"), to)
                 n += 1
             deadline = time.monotonic() + PING_EVERY_S
             while time.monotonic() < deadline:
                 try:
-                    data = s.recv(64)
+                    data, source = s.recvfrom(64)
                 except BlockingIOError:
                     time.sleep(0.001)
                     continue
+                strangers += source != to
                 rtts.append(time.monotonic() - sent[int.from_bytes(data[1:5], "big")])
+    ordered = sorted(rtts)
     return {"rtt_ms_p50": round(1000 * statistics.median(rtts), 1) if rtts else -1.0,
-            "loss": round(1 - len(rtts) / PINGS, 3)}
+            "rtt_ms_p5": round(1000 * ordered[len(ordered) // 20], 1) if rtts else -1.0,
+            "rtt_ms_p95": round(1000 * ordered[len(ordered) * 19 // 20], 1) if rtts else -1.0,
+            "loss": round(1 - len(rtts) / PINGS, 3), "strangers": strangers}
 
 
 def flood(address: str, kbit: int, seconds: float = 3.0, sink_port: int = 0) -> float:
@@ -102,8 +108,10 @@ def main() -> None:
     out: dict[str, object] = {}
     stop = threading.Event()
     server = threading.Thread(target=echo, args=(stop,))
+    delayed_bridge = threading.Thread(target=echo, args=(stop, ("127.0.0.1", DELAYED_BRIDGE)))
     with Impairments() as lines:
         server.start()
+        delayed_bridge.start()
         time.sleep(0.1)
         try:
             lines.set("127.0.0.5", Impairment(delay_ms=40, jitter_ms=5, loss_pct=10))
@@ -124,8 +132,17 @@ def main() -> None:
         lines.set(Site(port=PORT_LINE), Impairment(rate_kbit=800))
         out["port_capped_kbit"] = flood("127.0.0.1", 2000, sink_port=PORT_LINE)
         out["port_clean_kbit"] = flood("127.0.0.1", 2000)
+        # delay on a page's line on any kernel: the flow through a delay line, both ends unaware
+        page = Site(port=DELAYED_BRIDGE, peer=DELAYED_PAGE)
+        lines.set(page, Impairment(delay_ms=40, jitter_ms=5, loss_pct=10))
+        out["delayed"] = ping("127.0.0.1", DELAYED_PAGE, ("127.0.0.1", DELAYED_BRIDGE))
+        out["delayed_clean"] = ping("127.0.0.1")  # another flow of the same address: untouched
+        lines.set(page, Impairment())
+        out["delay_line"] = lines.delay_counts.get(page)
+        out["undelayed"] = ping("127.0.0.1", DELAYED_PAGE, ("127.0.0.1", DELAYED_BRIDGE))
         stop.set()
         server.join()
+        delayed_bridge.join()
     with open(sys.argv[1], "w") as f:
         json.dump(out, f)
 

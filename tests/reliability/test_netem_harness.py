@@ -1,8 +1,8 @@
 """The network-impairment harness (bench/netem.py) in a network namespace of its own: a site
 address gets the rate cap it was given, another is untouched, and a line set back to good is
 good; loss (nftables); a browser page's line by the bridge's port; delay too where the kernel has
-sch_netem (this CI kernel has not: the harness says so by name instead of shaping nothing)
-(issue 17)."""
+sch_netem (this CI kernel has not: the harness says so by name instead of shaping nothing),
+and on any kernel for a page's flow through the user-space delay line (issue 17)."""
 
 from __future__ import annotations
 
@@ -50,3 +50,12 @@ def test_delay_loss_and_rate_cap_per_site_address(tmp_path: Path) -> None:
     assert 600 <= f["capped_kbit"] <= 950, f
     assert f["clean_kbit"] >= 1800 and f["restored_kbit"] >= 1800, f
     assert 600 <= f["port_capped_kbit"] <= 950 and f["port_clean_kbit"] >= 1800, f
+    # a page's flow through the delay line: 40 ms +- 5 each way, 10 % loss each way, and the
+    # replies still come from the bridge's port; other flows and the line set back are direct
+    delayed = f["delayed"]
+    assert 75 <= delayed["rtt_ms_p50"] <= 100 and delayed["rtt_ms_p5"] >= 70, f
+    assert delayed["rtt_ms_p95"] - delayed["rtt_ms_p5"] >= 5, f  # the jitter is there
+    assert 0.10 <= delayed["loss"] <= 0.30 and delayed["strangers"] == 0, f
+    assert f["delayed_clean"]["rtt_ms_p50"] < 10 and f["undelayed"]["rtt_ms_p50"] < 10, f
+    assert f["undelayed"]["loss"] <= 0.01 and f["undelayed"]["strangers"] == 0, f
+    assert f["delay_line"]["up"]["passed"] >= 200 and f["delay_line"]["down"]["passed"] >= 200, f
