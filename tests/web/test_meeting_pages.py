@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from bench.sim.synthetic import render_card
 from bridge.roles import Role
@@ -81,7 +82,14 @@ async def test_a_meeting_across_the_three_pages(server: RunningServer, browsers:
         await page_a.wait_for_selector("#floor-state[data-position='1']")
         await moderator.wait_for_selector(f"#queue li[data-site='{A}']")
         await moderator.click(f"#queue li[data-site='{A}'] button:text('Cho phát biểu')")
-        await page_b.wait_for_selector(f"#caption[data-program='{A}']", timeout=5_000)
+        try:  # 0.2 s on an idle machine; CI's shared one has been 3.5x slower over the whole test
+            await page_b.wait_for_selector(f"#caption[data-program='{A}']", timeout=15_000)
+        except PlaywrightTimeout:
+            c, caption = server.bridge.conference, await page_b.text_content("#caption")
+            raise AssertionError(
+                f"B's caption never named A: the bridge's program {c.program} (mode {c.mode}), holders"
+                f" {list(c.control.floor.holders)}, away {c.control.floor.away_since}, A is"
+                f" {c.sites[A].presence}; B's caption says {caption!r}") from None
         await page_b.wait_for_function(f"() => ({READ_CODE})('program') === {CODE_A}",
                                        timeout=10_000, polling=200)
         await page_a.wait_for_selector("#mute-state[data-muted='false']")
