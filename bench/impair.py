@@ -5,13 +5,14 @@ browser's own; the bridge is this process's.
 
 It runs in a network namespace of its own (it re-runs itself under `unshare --net`, root as on
 CI): every page's candidates are 127.0.0.1 there, so the impaired page's line is told apart by
-the bridge's UDP port of its media connection (bench.netem `Site(port=…)`), both directions.
+the two UDP ports of its media connection (bench.netem `Site(port=bridge, peer=page)`), both ways.
 Between scenarios the impaired page reloads (a fresh connection, a fresh estimate).
 
 Per scenario, from the pages' getStats and the router: the impaired site's layer over time
 (when it went low, when it was back on high), its decoded frame rate, freezes per minute and
-audio concealment, and the witnesses' fps, freezes and layer. Delay and jitter need the kernel's
-sch_netem; where it is missing the scenario runs with its loss and cap only and says so.
+audio concealment, and the witnesses' fps, freezes and layer. Delay and jitter take the kernel's
+sch_netem where it has one; where not (this project's CI kernel), the impaired page's flow goes
+through a user-space delay line (bench.delayline) and the result records what it passed.
 
     python -m bench.impair --out bench/out/impair.json            # every scenario, 3 witnesses
     python -m bench.impair --scenarios cap800 --witnesses 1 --seconds 20 --out /tmp/cap.json
@@ -37,7 +38,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from bench.fanout import free_port
 from bench.netem import Impairment, Impairments, NetemUnavailable, Site, netem_available
-from bench.sim.synthetic import render_card
+from bench.sim.synthetic import render_card, speech_like_wav
 from bridge.roles import Role
 from signaling.app import BRIDGE, create_app
 from signaling.settings import Settings, load_settings
@@ -60,9 +61,19 @@ READ = """async () => {
   return {t: performance.now() / 1000,
           frames: v ? v.framesDecoded || 0 : 0, freezes: v ? v.freezeCount || 0 : 0,
           freeze_s: v ? v.totalFreezesDuration || 0 : 0, height: v ? v.frameHeight || 0 : 0,
-          concealed: a ? a.concealedSamples || 0 : 0, samples: a ? a.totalSamplesReceived || 0 : 0};
+          concealed: a ? a.concealedSamples || 0 : 0, samples: a ? a.totalSamplesReceived || 0 : 0,
+          held: c.playout ? c.playout.held : null, nacks: v ? v.nackCount || 0 : 0};
 }"""
 RAMP_TIMEOUT_S = 90.0  # the hall's browser climbs from ~300 kbit/s at about 8 %/s
+VIDEO_STATS = """async () => {
+  const v = await window.hallbridge.client.slotStats('program-video');
+  if (!v) return null;
+  const keep = ['packetsReceived', 'packetsLost', 'nackCount', 'pliCount', 'firCount', 'framesDecoded',
+    'framesDropped', 'keyFramesDecoded', 'freezeCount', 'totalFreezesDuration', 'jitterBufferDelay',
+    'jitterBufferTargetDelay', 'jitterBufferMinimumDelay', 'jitterBufferEmittedCount',
+    'retransmittedPacketsReceived', 'fecPacketsReceived', 'framesReceived', 'jitter'];
+  return Object.fromEntries(keep.filter((k) => k in v).map((k) => [k, v[k]]));
+}"""
 HALL_OUT = """async () => {
   const report = await window.hallbridge.client.pc.getStats();
   return [...report.values()].filter((s) => s.type === 'outbound-rtp' && s.kind === 'video').map((s) => ({
@@ -75,7 +86,8 @@ BRIDGE_PORT = """async () => {
   const transport = [...report.values()].find((s) => s.type === 'transport' && s.selectedCandidatePairId);
   const pair = transport && report.get(transport.selectedCandidatePairId);
   const remote = pair && report.get(pair.remoteCandidateId);
-  return remote ? remote.port : null;
+  const local = pair && report.get(pair.localCandidateId);
+  return remote && local ? {bridge: remote.port, page: local.port} : null;
 }"""
 
 
@@ -183,10 +195,11 @@ def rates(first: dict[str, float], last: dict[str, float]) -> dict[str, float]:
 
 async def run_scenario(run: Run, lines: Impairments, scenario: Scenario, impaired: Page,
                        witnesses: dict[str, Page], seconds: float) -> dict[str, Any]:
-    port = await impaired.evaluate(BRIDGE_PORT)
+    ports = await impaired.evaluate(BRIDGE_PORT)
+    flow = Site(port=ports["bridge"], peer=ports["page"])
     line, skipped = scenario.line, None
-    if line.needs_netem(lines.nft) and not netem_available():
-        skipped = "delay and jitter not emulated: this kernel has no sch_netem"
+    if line.delayed() and not lines.can_delay(flow):
+        skipped = "delay and jitter not emulated: no sch_netem and no nftables here"
         line = replace(line, delay_ms=0.0, jitter_ms=0.0)
     pages = {IMPAIRED: impaired, **witnesses}
     samples: dict[str, list[dict[str, float]]] = {site: [] for site in pages}
@@ -194,13 +207,13 @@ async def run_scenario(run: Run, lines: Impairments, scenario: Scenario, impaire
     estimates: list[int | None] = []  # the impaired site's REMB, kbit/s, beside each layer sample
     witness_layers: dict[str, set[str | None]] = {site: set() for site in witnesses}
     start = time.monotonic()
-    lines.set(Site(port=port), line)
+    lines.set(flow, line)
     lifted_at: float | None = None
     duration = seconds + (scenario.lift_after_s or 0.0)
     try:
         while (now := time.monotonic() - start) < duration:
             if scenario.lift_after_s is not None and lifted_at is None and now >= scenario.lift_after_s:
-                lines.set(Site(port=port), Impairment())
+                lines.set(flow, Impairment())
                 lifted_at = now
             layers.append((round(now, 2), run.receiving(IMPAIRED)))
             estimate = run.router.layer_of(IMPAIRED)["estimate_bps"]
@@ -212,8 +225,9 @@ async def run_scenario(run: Run, lines: Impairments, scenario: Scenario, impaire
                 if got is not None:
                     samples[site].append({**got, "at": now})
             await asyncio.sleep(SAMPLE_S)
+        video_end = await impaired.evaluate(VIDEO_STATS)
     finally:
-        lines.set(Site(port=port), Impairment())
+        lines.set(flow, Impairment())
     low_at = next((t for t, layer in layers if layer == "low"), None)
     changes = list(run.router.layers.sites[IMPAIRED].changes) if IMPAIRED in run.router.layers.sites else []
     # when the allocator chose low (the switch itself waits for the low layer's keyframe)
@@ -228,14 +242,17 @@ async def run_scenario(run: Run, lines: Impairments, scenario: Scenario, impaire
     result: dict[str, Any] = {
         "title": scenario.title, "line": {"delay_ms": line.delay_ms, "jitter_ms": line.jitter_ms,
                                           "loss_pct": line.loss_pct, "rate_kbit": line.rate_kbit},
-        "bridge_port": port, "not_emulated": skipped,
+        "ports": ports, "not_emulated": skipped,
+        "delay_line": None if netem_available() or not line.delayed() else lines.delay_counts.get(flow),
         "low_within_s": low_at, "high_after_lift_s": None if high_after is None else round(high_after, 2),
         "end_layer": layers[-1][1] if layers else None,
         "low_decided_s": decided, "changes": changes,
         "layers": layers, "estimate_kbps": estimates,
         "timeline": [{"at": round(x["at"], 1), "frames": x["frames"], "freezes": x["freezes"],
-                      "height": x["height"]} for x in mine],
+                      "height": x["height"], "held_ms": x.get("held")} for x in mine],
+        "playout_held_ms": max((x["held"] for x in mine if x.get("held")), default=None),
         "heights": sorted({int(s["height"]) for s in mine}),
+        "video_inbound_at_end": video_end,
     }
     if len(steady) >= 2:
         result.update(rates(steady[0], steady[-1]))
@@ -276,6 +293,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     run = Run(app, settings.server.base_url())
     ladder = settings.media.ladder()
     hall_camera = write_y4m(workdir / "hall.y4m", ladder["high"]["width"], ladder["high"]["height"])
+    hall_voice = speech_like_wav(str(workdir / "hall.wav"))  # speech, so its Opus can carry FEC
     results: dict[str, Any] = {"scenarios": {}, "witnesses": args.witnesses, "seconds": args.seconds,
                                "layers_by_estimate": settings.media.layers_by_estimate,
                                "netem": netem_available_here(), "ladder": ladder}
@@ -283,7 +301,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         async with async_playwright() as pw:
             hall_browser = await pw.chromium.launch(
                 executable_path=CHROMIUM, headless=True,
-                args=[*FLAGS, f"--use-file-for-fake-video-capture={hall_camera}"])
+                args=[*FLAGS, f"--use-file-for-fake-video-capture={hall_camera}",
+                      f"--use-file-for-fake-audio-capture={hall_voice}"])
             sites_browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
             try:
                 hall = await hall_browser.new_page(viewport={"width": 1280, "height": 720})

@@ -10,6 +10,7 @@ import asyncio
 import fractions
 import math
 import time
+import wave
 from typing import Any
 
 import av
@@ -189,3 +190,48 @@ class SyntheticAudio(MediaStreamTrack):
         if self.pattern == "speech":
             return self._index % 13 < 9  # 180 ms on, 80 ms off
         return True
+
+
+# (F1, F2, F3) of a few vowels, Hz: what makes Opus's classifier hear speech
+_VOWELS = ((730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480), (570, 840, 2410))
+
+
+def _resonate(x: np.ndarray, freq: float, bandwidth: float = 80.0) -> np.ndarray:
+    """A two-pole resonator at `freq` (one formant)."""
+    r = math.exp(-math.pi * bandwidth / AUDIO_RATE)
+    a1, a2, gain = -2 * r * math.cos(2 * math.pi * freq / AUDIO_RATE), r * r, 1 - r
+    y = np.empty_like(x)
+    y1 = y2 = 0.0
+    for i, v in enumerate(x.tolist()):
+        out = gain * v - a1 * y1 - a2 * y2
+        y[i], y2, y1 = out, y1, out
+    return y
+
+
+def speech_like_wav(path: str, seconds: float = 20.0, seed: int = 1) -> str:
+    """A 48 kHz mono WAV of voiced syllables (a glottal pulse train at 100-160 Hz through three
+    formants, 0.12-0.3 s each, with pauses), for a browser's fake microphone
+    (--use-file-for-fake-audio-capture). Chromium's own fake microphone beeps: its Opus encodes
+    that as music (CELT), which has no in-band FEC, so a sound test on a lossy line needs this."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(AUDIO_RATE * seconds))
+    pos = 0
+    while pos < len(out):
+        n = min(len(out) - pos, int(AUDIO_RATE * rng.uniform(0.12, 0.3)))
+        if rng.random() < 0.15:  # a pause between words
+            pos += int(AUDIO_RATE * rng.uniform(0.2, 0.5))
+            continue
+        f0 = rng.uniform(100, 160) * (1 + 0.1 * np.sin(np.linspace(0, 3, n)))
+        pulses = (np.diff(np.floor(np.cumsum(f0 / AUDIO_RATE)), prepend=0) > 0).astype(float)
+        voice = pulses + 0.02 * rng.standard_normal(n)
+        for formant in _VOWELS[int(rng.integers(len(_VOWELS)))]:
+            voice = _resonate(voice, formant)
+        out[pos:pos + n] += voice * np.sin(np.linspace(0, math.pi, n)) ** 0.5
+        pos += n
+    pcm = (out / max(1e-9, float(np.max(np.abs(out)))) * 0.5 * 32767).astype("<i2")
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(AUDIO_RATE)
+        w.writeframes(pcm.tobytes())
+    return path

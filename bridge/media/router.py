@@ -25,7 +25,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from bridge.media import rtcp
@@ -79,6 +79,8 @@ LOSS_WINDOW_S, LOSS_WINDOW_PACKETS = 1.0, 40  # a site's program loss is judged 
 LOSS_MARK_S, LOSS_MARKS = 0.25, 12  # the window's possible starts: one per 0.25 s, 3 s of them
 PROBE_INTERVAL_S = 0.05  # probing pads low-layer sites in steps this far apart
 PROBE_MAX_PACKETS = 40  # per site and step (~2.6 Mbps of 1.1 KB copies)
+FEC_LOSS_CAP = 64  # of 256: a site's loss passed on to a sound's publisher, at most 25 % (one very
+# bad line must not spend everyone's sound bits on redundancy)
 
 
 class SlotLayout(Protocol):
@@ -422,10 +424,10 @@ class MediaRouter:
     # -- the packet path -----------------------------------------------------------------
 
     def on_rtp(self, participant_id: str, kind: str, data: bytes) -> None:
-        """`kind` is the stream the packet belongs to (`audio`, `video`, `video-low`)."""
-        """Take a packet from the socket callback; the fan-out runs in budgeted turns (`_drain`).
-        Full: the oldest thumbnail gives way (its moment has passed, and only consoles miss it);
-        audio or the program only when no thumbnail is waiting."""
+        """Take a packet of stream `kind` (`audio`, `video`, `video-low`) from the socket
+        callback; the fan-out runs in budgeted turns (`_drain`). Full: the oldest thumbnail
+        gives way (its moment has passed, and only consoles miss it); audio or the program only
+        when no thumbnail is waiting."""
         self._arrivals += 1
         entry = (self._arrivals, participant_id, kind, data)
         thumbnails = self._thumbnails
@@ -761,7 +763,8 @@ class MediaRouter:
         """Send receiver reports and REMB to publishers, sender reports to every slot; measure
         what each publisher's streams carry; let time complete the layer holds."""
         now = self._clock()
-        for pub in self._publishers.values():
+        heard_loss = self._heard_audio_loss()
+        for pid, pub in self._publishers.items():
             for stream, stats in pub.stats.items():
                 before = pub.counted.get(stream)
                 if before is not None and now > before[1]:
@@ -770,6 +773,10 @@ class MediaRouter:
             blocks = tuple(s.report(now) for s in pub.stats.values())
             if not blocks:
                 continue
+            audio, worst = pub.stats.get(AUDIO_STREAM), heard_loss.get(pid, 0)
+            if audio is not None and worst:
+                blocks = tuple(replace(b, fraction_lost=max(b.fraction_lost, worst))
+                               if b.ssrc == audio.ssrc else b for b in blocks)
             packet = rtcp.receiver_report(pub.rtcp_ssrc, blocks)
             video = [s.ssrc for k, s in pub.stats.items() if k != AUDIO_STREAM]
             if video and pub.remb_bps:
@@ -783,6 +790,21 @@ class MediaRouter:
                 self._plan_probe(participant_id, now)
         for slot in self._slots.values():
             self._send_sender_report(slot, now)
+
+    def _heard_audio_loss(self) -> dict[str, int]:
+        """Per publisher, the worst loss (RR fraction, of 256) a site reports on the publisher's
+        sound, up to FEC_LOSS_CAP. The bridge reports it to the publisher as the loss of its audio
+        (the cumulative counts stay the bridge's own, so its congestion control is not misled):
+        its Opus encoder puts in-band FEC in for the lossy line the sound crosses after the
+        bridge, which it would otherwise never hear of."""
+        worst: dict[str, int] = {}
+        for slot in self._slots.values():
+            feed = slot.route.current
+            if feed is None or feed[1] != AUDIO_STREAM or not slot.remote_loss:
+                continue
+            lost = min(FEC_LOSS_CAP, int(slot.remote_loss * 256))
+            worst[feed[0]] = max(worst.get(feed[0], 0), lost)
+        return worst
 
     def _send_sender_report(self, slot: Slot, now: float) -> None:
         feed = slot.route.current

@@ -254,3 +254,45 @@ async def test_a_low_layer_site_is_probed_until_its_estimate_recovers() -> None:
     m.router.tick()
     assert "b" not in m.router._probing, "a pinned site is not probed"
     m.router.close()
+
+
+def opus(seq: int) -> bytes:
+    return struct.pack("!BBHII", 0x80, 111, seq, seq * 960, SSRCS["audio"]) + b"\xfc\xff\xfe"
+
+
+def publisher_audio_block(m: Meeting) -> rtcp.ReportBlock:
+    """The block on the publisher's sound in the newest receiver report the bridge sent it."""
+    reports = [r for p in m.a.rtcp for r in rtcp.parse(p) if isinstance(r, rtcp.ReceiverReport)]
+    return next(b for b in reports[-1].blocks if b.ssrc == SSRCS["audio"])
+
+
+async def test_a_lossy_line_downstream_reaches_the_publishers_opus_encoder() -> None:
+    """The publisher's sound arrives whole; b loses 12 % of it after the bridge. The bridge's
+    report on that sound says 12 % (so the publisher's Opus puts in-band FEC in), while its
+    cumulative count stays what the bridge itself lost, and its video is reported clean."""
+    m = Meeting()
+    for seq in range(50):
+        m.router._forward_packet("a", "audio", opus(seq))
+    assert len([p for p in m.b.sent if struct.unpack_from("!I", p, 8)[0] == 200]) == 50
+    m.frames(5)
+    m.router.tick()
+    assert publisher_audio_block(m).fraction_lost == 0, "nothing lost anywhere yet"
+
+    m.router.on_rtcp("b", rtcp.receiver_report(9, (rtcp.ReportBlock(200, 31, 6, 49, 0, 0, 0),)))
+    for seq in range(50, 100):
+        m.router._forward_packet("a", "audio", opus(seq))
+    m.router.tick()
+    block = publisher_audio_block(m)
+    assert block.fraction_lost == 31 and block.packets_lost == 0
+    reports = [r for p in m.a.rtcp for r in rtcp.parse(p) if isinstance(r, rtcp.ReceiverReport)]
+    assert {b.fraction_lost for b in reports[-1].blocks if b.ssrc != SSRCS["audio"]} == {0}
+
+    # c on a dreadful line: what is passed on stops at a quarter
+    m.router.on_rtcp("c", rtcp.receiver_report(9, (rtcp.ReportBlock(201, 200, 40, 99, 0, 0, 0),)))
+    m.router.tick()
+    assert publisher_audio_block(m).fraction_lost == 64
+    # both lines heal: the publisher hears so on the next report
+    for site, ssrc in (("b", 200), ("c", 201)):
+        m.router.on_rtcp(site, rtcp.receiver_report(9, (rtcp.ReportBlock(ssrc, 0, 40, 150, 0, 0, 0),)))
+    m.router.tick()
+    assert publisher_audio_block(m).fraction_lost == 0
