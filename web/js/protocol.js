@@ -26,6 +26,26 @@ export const CONTENT = "content";  // the presentation slot (docs/protocol.md, s
 // what a presentation is sent at: a 1080p slide stays sharp, its rate low (issue 18)
 export const CONTENT_ENCODING = { active: true, maxBitrate: 1_500_000, maxFramerate: 15 };
 
+// A lossy line with a long round trip (a province at 5 % loss, 150 ms there and back) freezes
+// the picture on every repair: a retransmission comes one round trip after the loss, a lost one
+// two, later than the browser's jitter buffer waits. The receiver then holds the program's
+// picture longer (RTCRtpReceiver.jitterBufferTarget, the browser keeping sound in step), enough
+// for three rounds of repair, and lets go once the line has been clean for a while
+// (docs/protocol.md §6, "A lossy line"). Every PLAYOUT_WINDOW_MS, from the video's own
+// inbound-rtp and the nominated candidate pair; `held` is what it holds now (ms, or null: the
+// browser's own).
+export const PLAYOUT_WINDOW_MS = 1000;
+export const PLAYOUT = { lossy: 0.01, clean: 0.003, cleanWindows: 30, perRtt: 3, addMs: 60, maxMs: 800 };
+export function playoutTarget({ held, cleanWindows }, { lossShare, rttMs }) {
+  if (lossShare >= PLAYOUT.lossy && rttMs > 0) {
+    const want = Math.min(PLAYOUT.maxMs, Math.round(PLAYOUT.perRtt * rttMs + PLAYOUT.addMs));
+    return { held: Math.max(held || 0, want), cleanWindows: 0 };  // never lower while lossy
+  }
+  if (held === null) return { held, cleanWindows: 0 };
+  const clean = lossShare < PLAYOUT.clean ? cleanWindows + 1 : 0;
+  return clean >= PLAYOUT.cleanWindows ? { held: null, cleanWindows: 0 } : { held, cleanWindows: clean };
+}
+
 export class BridgeClient extends EventTarget {
   // `socketFactory(url, options)`: Socket.IO's `io` unless a test gives its own
   constructor({ url = location.origin, token, socketFactory = io,
@@ -273,7 +293,48 @@ export class BridgeClient extends EventTarget {
     transceivers.forEach((tr, i) => { if (lines[i].slot) this.slotByMid.set(tr.mid, lines[i].slot); });
     if (this._quality) await this._applyQuality(this._quality);
     if (this._content && this.senders.content) await this._encodeContent(this.senders.content);
+    this._guardPlayout(pc, transceivers, lines);
     return pc;
+  }
+
+  // The playout guard above, for this peer connection's received video (program and content);
+  // its timer ends with the connection.
+  _guardPlayout(pc, transceivers, lines) {
+    const video = transceivers.filter((tr, i) => lines[i].kind === "video" && lines[i].slot
+      && (lines[i].slot === CONTENT || lines[i].slot.startsWith("program")));
+    const program = transceivers.find((tr, i) => lines[i].slot === "program-video");
+    if (!program || !("jitterBufferTarget" in program.receiver)) return;
+    let state = { held: null, cleanWindows: 0 };
+    let last = null;
+    this.playout = { held: null, lossShare: 0, rttMs: 0 };
+    const timer = setInterval(async () => {
+      if (this.pc !== pc || pc.connectionState === "closed") { clearInterval(timer); return; }
+      let report;
+      try { report = await program.receiver.getStats(); } catch (err) { return; }
+      let lost = 0, nacks = 0, received = 0, rttMs = 0;
+      for (const s of report.values()) {
+        if (s.type === "inbound-rtp") {
+          lost = s.packetsLost || 0; nacks = s.nackCount || 0; received = s.packetsReceived || 0;
+        }
+        if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime) rttMs = 1000 * s.currentRoundTripTime;
+      }
+      const now = { lost, nacks, received };
+      if (last) {
+        // a packet repaired in time counts as received: the NACKs sent say it was missing
+        const missing = Math.max(0, now.lost - last.lost, now.nacks - last.nacks);
+        const total = Math.max(0, now.received - last.received) + Math.max(0, now.lost - last.lost);
+        const lossShare = total > 0 ? Math.min(1, missing / total) : 0;
+        const next = playoutTarget(state, { lossShare, rttMs });
+        if (next.held !== state.held) {
+          for (const tr of video) {
+            try { tr.receiver.jitterBufferTarget = next.held; } catch (err) { /* out of range */ }
+          }
+        }
+        state = next;
+        this.playout = { held: state.held, lossShare, rttMs: Math.round(rttMs) };
+      }
+      last = now;
+    }, PLAYOUT_WINDOW_MS);
   }
 
   // Whether this client can present: it offers a content line to send on.
