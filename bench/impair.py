@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,8 @@ READ = """async () => {
           frames: v ? v.framesDecoded || 0 : 0, freezes: v ? v.freezeCount || 0 : 0,
           freeze_s: v ? v.totalFreezesDuration || 0 : 0, height: v ? v.frameHeight || 0 : 0,
           concealed: a ? a.concealedSamples || 0 : 0, samples: a ? a.totalSamplesReceived || 0 : 0,
-          held: c.playout ? c.playout.held : null, nacks: v ? v.nackCount || 0 : 0};
+          held: c.playout ? c.playout.held : null, nacks: v ? v.nackCount || 0 : 0,
+          bytes: v ? v.bytesReceived || 0 : 0};
 }"""
 RAMP_TIMEOUT_S = 90.0  # the hall's browser climbs from ~300 kbit/s at about 8 %/s
 VIDEO_STATS = """async () => {
@@ -249,7 +251,8 @@ async def run_scenario(run: Run, lines: Impairments, scenario: Scenario, impaire
         "low_decided_s": decided, "changes": changes,
         "layers": layers, "estimate_kbps": estimates,
         "timeline": [{"at": round(x["at"], 1), "frames": x["frames"], "freezes": x["freezes"],
-                      "height": x["height"], "held_ms": x.get("held")} for x in mine],
+                      "height": x["height"], "held_ms": x.get("held"), "bytes": x.get("bytes")}
+                     for x in mine],
         "playout_held_ms": max((x["held"] for x in mine if x.get("held")), default=None),
         "heights": sorted({int(s["height"]) for s in mine}),
         "video_inbound_at_end": video_end,
@@ -341,26 +344,40 @@ def netem_available_here() -> bool:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
+    """Per scenario, the impaired site over time: the fps it decodes and the bitrate it receives,
+    its low-layer stretches shaded."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(results["scenarios"])
-    fig, axes = plt.subplots(len(names), 1, figsize=(10, 2.2 * len(names) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(names), 1, figsize=(10, 2.4 * len(names) + 0.6), squeeze=False)
     for ax, name in zip(axes[:, 0], names, strict=True):
         r = results["scenarios"][name]
-        ts = [t for t, _ in r["layers"]]
-        ys = [1 if layer == "high" else 0 if layer == "low" else 0.5 for _, layer in r["layers"]]
-        ax.step(ts, ys, where="post", color="tab:blue")
-        ax.set_yticks([0, 1], ["low", "high"])
-        ax.set_ylim(-0.2, 1.2)
+        line = r["timeline"]
+        pairs = [(a, b) for a, b in pairwise(line) if b["at"] > a["at"]]
+        mid = [(a["at"] + b["at"]) / 2 for a, b in pairs]
+        ax.plot(mid, [(b["frames"] - a["frames"]) / (b["at"] - a["at"]) for a, b in pairs],
+                color="tab:green", lw=1.2, label="fps decoded")
+        ax.set_ylim(0, 35)
+        ax.set_ylabel("fps", fontsize=8, color="tab:green")
+        rate = ax.twinx()
+        rate.plot(mid, [8 * ((b.get("bytes") or 0) - (a.get("bytes") or 0)) / (b["at"] - a["at"]) / 1000
+                        for a, b in pairs], color="tab:orange", lw=1.0, label="kbit/s received")
+        rate.set_ylim(bottom=0)
+        rate.set_ylabel("kbit/s", fontsize=8, color="tab:orange")
+        layers, end = r["layers"], (line[-1]["at"] if line else 0)
+        for (t, layer), nxt in zip(layers, [*layers[1:], (end, None)], strict=True):
+            if layer == "low":
+                ax.axvspan(t, nxt[0], color="0.85", lw=0)
         w = [f"{e.get('fps', '?')} fps/{e.get('freezes', '?')} fr" for e in r["witnesses"].values()]
         note = f" ({r['not_emulated']})" if r["not_emulated"] else ""
         ax.set_title(f"{r['title']}{note}: {r.get('fps', '?')} fps, {r.get('freezes_per_min', '?')} "
                      f"freezes/min, audio concealed {r.get('concealed_pct', '?')} %; "
                      f"witnesses {', '.join(w)}", fontsize=8)
-        ax.set_xlabel("s into the scenario", fontsize=8)
-    fig.suptitle("Impaired site's program layer (Chromium pages, hallbridge bridge)", fontsize=10)
+        ax.set_xlabel("s into the scenario (shaded: on the low layer)", fontsize=8)
+    fig.suptitle("The impaired site: fps decoded (green), program kbit/s received (orange), low layer "
+                 "shaded (real Chromium pages through hallbridge)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

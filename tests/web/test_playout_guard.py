@@ -12,7 +12,10 @@ RULE = """async () => {
   const { playoutTarget, PLAYOUT } = await import("/js/protocol.js");
   const steps = [];
   let state = { held: null, cleanWindows: 0 };
-  const step = (lossShare, rttMs) => { state = playoutTarget(state, { lossShare, rttMs }); steps.push(state.held); };
+  const step = (lossShare, rttMs) => {
+    state = playoutTarget(state, { lossShare, rttMs });
+    steps.push(state.held);
+  };
   step(0, 150);          // clean: the browser's own
   step(0.05, 150);       // 5 % on a 150 ms round trip: 3 x 150 + 60
   step(0.05, 100);       // the round trip looks shorter: still held as high
